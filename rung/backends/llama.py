@@ -1,0 +1,304 @@
+"""The local tier: a GGUF model run in-process by llama.cpp.
+
+Scheduling: each model instance (``instances`` copies, default 1) serves one request at
+a time on its own thread; requests wait in one FIFO queue shared by the instances. At
+most ``instances + queue_size`` requests are admitted; the next one gets
+:class:`~rung.errors.Overloaded` at once (503 with retry-after), so memory stays bounded.
+A request whose client went away is skipped if still queued and stopped within one
+token if running.
+
+Token logprobs are computed from the raw logits of each step by a logits processor, so
+the model needs no ``logits_all`` (which slows prompt evaluation by about 25%).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import random
+import threading
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from rung.backends.base import Chunk, ChatRequest, TokenLogprob, TopLogprob, Usage
+from rung.backends.textstream import StopTextStream
+from rung.catalog import resolve
+from rung.config import CatalogConfig, LlamaBackendConfig
+from rung.errors import BackendError, ContextLengthExceeded, Overloaded, RequestError, RungError
+
+log = logging.getLogger("rung.backends.llama")
+
+_END = object()
+
+
+@dataclass(eq=False)
+class _Job:
+    request: ChatRequest
+    loop: asyncio.AbstractEventLoop
+    out: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+    def emit(self, item: Any) -> None:
+        self.loop.call_soon_threadsafe(self.out.put_nowait, item)
+
+
+class _LogprobCapture:
+    """A llama-cpp logits processor that keeps the log-softmax of the last step."""
+
+    def __init__(self) -> None:
+        self.last: np.ndarray[Any, np.dtype[np.float32]] | None = None
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        s = np.asarray(scores, dtype=np.float32)
+        m = float(s.max())
+        self.last = s - (m + float(np.log(np.exp(s - m).sum())))
+        return scores
+
+
+class LlamaBackend:
+    """A :class:`rung.backends.base.Backend` over llama-cpp-python."""
+
+    def __init__(self, name: str, cfg: LlamaBackendConfig, *, catalog: CatalogConfig) -> None:
+        self.name = name
+        self._cfg = cfg
+        self._catalog = catalog
+        self._llms: list[Any] = []
+        self._formatter: Any = None
+        self._queue: asyncio.Queue[_Job] | None = None
+        self._workers: list[asyncio.Task[None]] = []
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._admitted = 0
+        self._loaded = asyncio.Event()
+        self._load_error: BaseException | None = None
+        self._grammars: dict[str, Any] = {}
+        self.model_path: str | None = None
+        self.n_ctx = cfg.n_ctx
+
+    # -- lifecycle -----------------------------------------------------------------
+    @property
+    def ready(self) -> bool:
+        return self._loaded.is_set() and self._load_error is None
+
+    @property
+    def queue_depth(self) -> int:
+        return self._queue.qsize() if self._queue is not None else 0
+
+    @property
+    def in_flight(self) -> int:
+        return self._admitted
+
+    def _load(self) -> list[Any]:
+        from llama_cpp import Llama  # heavy: imported where used
+
+        path = resolve(self._cfg.model, catalog=self._catalog)
+        self.model_path = str(path)
+        llms = []
+        for _ in range(self._cfg.instances):
+            llms.append(Llama(
+                model_path=str(path),
+                n_ctx=self._cfg.n_ctx,
+                n_batch=self._cfg.n_batch,
+                n_threads=self._cfg.n_threads,
+                n_threads_batch=self._cfg.n_threads,
+                verbose=False,
+            ))
+        self._formatter = _chat_formatter(llms[0])
+        return llms
+
+    async def start(self) -> None:
+        if self._queue is not None:
+            await self._loaded.wait()
+            if self._load_error is not None:
+                raise self._load_error
+            return
+        self._queue = asyncio.Queue()
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=self._cfg.instances, thread_name_prefix=f"rung-{self.name}")
+        loop = asyncio.get_running_loop()
+        try:
+            self._llms = await loop.run_in_executor(self._executor, self._load)
+        except RungError as exc:
+            self._load_error = exc
+            raise
+        except Exception as exc:  # llama.cpp raises ValueError on a bad file
+            self._load_error = BackendError(f"tier {self.name}: could not load model: {exc}")
+            raise self._load_error from exc
+        finally:
+            self._loaded.set()
+        self._workers = [asyncio.create_task(self._worker(llm)) for llm in self._llms]
+        log.info("tier %s: loaded %s x%d", self.name, self.model_path, len(self._llms))
+
+    async def aclose(self) -> None:
+        for w in self._workers:
+            w.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        self._workers = []
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+        for llm in self._llms:
+            llm.close()
+        self._llms = []
+
+    # -- serving ---------------------------------------------------------------------
+    async def _worker(self, llm: Any) -> None:
+        assert self._queue is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            job = await self._queue.get()
+            try:
+                if not job.cancelled.is_set():
+                    await asyncio.shield(loop.run_in_executor(self._executor, self._run, llm, job))
+            finally:
+                self._admitted -= 1
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
+        if not self._loaded.is_set():
+            await self.start()
+        if self._load_error is not None:
+            raise self._load_error
+        assert self._queue is not None
+        if self._admitted >= self._cfg.instances + self._cfg.queue_size:
+            raise Overloaded(f"tier {self.name}: queue is full ({self._cfg.queue_size} waiting)")
+        job = _Job(request, asyncio.get_running_loop())
+        self._admitted += 1
+        self._queue.put_nowait(job)
+        try:
+            while True:
+                item = await job.out.get()
+                if item is _END:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            job.cancelled.set()
+
+    # -- the generation thread ------------------------------------------------------------
+    def _grammar(self, request: ChatRequest) -> Any:
+        rf = request.response_format
+        if rf.type == "text":
+            return None
+        from llama_cpp import llama_grammar
+
+        import json
+
+        key = json.dumps(rf.schema, sort_keys=True) if rf.type == "json_schema" else ""
+        if key not in self._grammars:
+            try:
+                if rf.type == "json_schema":
+                    g = llama_grammar.LlamaGrammar.from_json_schema(key, verbose=False)
+                else:
+                    g = llama_grammar.LlamaGrammar.from_string(
+                        llama_grammar.JSON_GBNF, verbose=False)
+            except Exception as exc:
+                raise RequestError(f"unsupported JSON schema: {exc}",
+                                   param="response_format") from exc
+            self._grammars[key] = g
+        return self._grammars[key]
+
+    def _run(self, llm: Any, job: _Job) -> None:
+        try:
+            self._generate(llm, job)
+        except RungError as exc:
+            job.emit(exc)
+        except Exception as exc:  # noqa: BLE001 - a llama.cpp failure must reach the client
+            log.exception("tier %s: generation failed", self.name)
+            job.emit(BackendError(f"tier {self.name}: generation failed: {exc}"))
+        job.emit(_END)
+
+    def _generate(self, llm: Any, job: _Job) -> None:
+        import llama_cpp
+
+        req = job.request
+        fmt = self._formatter(messages=[{"role": m.role, "content": m.content}
+                                        for m in req.messages])
+        tokens = llm.tokenize(fmt.prompt.encode("utf-8"), add_bos=not fmt.added_special,
+                              special=True)
+        n_prompt, n_ctx = len(tokens), llm.n_ctx()
+        max_new = req.max_tokens if req.max_tokens is not None else n_ctx - n_prompt
+        if n_prompt + max_new > n_ctx:
+            raise ContextLengthExceeded(
+                f"This model's maximum context length is {n_ctx} tokens. However, you "
+                f"requested {n_prompt + max_new} tokens ({n_prompt} in the messages, "
+                f"{max_new} in the completion).", param="messages")
+        capture = _LogprobCapture() if req.logprobs else None
+        processors = llama_cpp.LogitsProcessorList([capture]) if capture else None
+        llm.set_seed(req.seed if req.seed is not None else random.getrandbits(31))
+        vocab = llm._model.vocab
+        text = StopTextStream(req.stop)
+        n_gen, finish = 0, "length"
+        gen = llm.generate(
+            tokens, top_k=0, top_p=req.top_p, min_p=0.0, typical_p=1.0,
+            temp=req.temperature, repeat_penalty=1.0, grammar=self._grammar(req),
+            logits_processor=processors,
+        )
+        try:
+            for tok in gen:
+                if job.cancelled.is_set():
+                    return
+                if llama_cpp.llama_vocab_is_eog(vocab, tok):
+                    finish = "stop"
+                    break
+                n_gen += 1
+                piece = llm.detokenize([tok])
+                delta = text.push(piece)
+                lps: tuple[TokenLogprob, ...] = ()
+                if capture is not None and capture.last is not None:
+                    lps = (_token_logprob(llm, capture.last, tok, piece, req.top_logprobs),)
+                if delta or lps:
+                    job.emit(Chunk(text=delta, logprobs=lps))
+                if text.stopped:
+                    finish = "stop"
+                    break
+                if n_gen >= max_new:
+                    break
+        finally:
+            gen.close()
+        job.emit(Chunk(text=text.flush(), finish_reason=finish,  # type: ignore[arg-type]
+                       usage=Usage(prompt_tokens=n_prompt, completion_tokens=n_gen)))
+
+    def count_prompt_tokens(self, request: ChatRequest) -> int:
+        """Tokens the prompt takes on this model (used by estimates and tests)."""
+        llm = self._llms[0]
+        fmt = self._formatter(messages=[{"role": m.role, "content": m.content}
+                                        for m in request.messages])
+        return len(llm.tokenize(fmt.prompt.encode("utf-8"), add_bos=not fmt.added_special,
+                                special=True))
+
+
+def _token_logprob(llm: Any, logp: Any, tok: int, piece: bytes, top_n: int) -> TokenLogprob:
+    top: tuple[TopLogprob, ...] = ()
+    if top_n > 0:
+        idx = np.argpartition(-logp, top_n)[:top_n]
+        idx = idx[np.argsort(-logp[idx])]
+        top = tuple(
+            TopLogprob(token=llm.detokenize([int(i)]).decode("utf-8", errors="replace"),
+                       logprob=float(logp[i]))
+            for i in idx
+        )
+    return TokenLogprob(token=piece.decode("utf-8", errors="replace"),
+                        logprob=float(logp[tok]), top=top)
+
+
+_CHATML = (
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + "
+    "message['content'] + '<|im_end|>' + '\n'}}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+def _chat_formatter(llm: Any) -> Any:
+    """The model's own chat template from its GGUF metadata (ChatML when it has none)."""
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    eos, bos = llm.token_eos(), llm.token_bos()
+    return Jinja2ChatFormatter(
+        template=llm.metadata.get("tokenizer.chat_template", _CHATML),
+        eos_token=llm._model.token_get_text(eos) if eos != -1 else "",
+        bos_token=llm._model.token_get_text(bos) if bos != -1 else "",
+        stop_token_ids=[eos],
+    )

@@ -1,0 +1,174 @@
+"""A tier served by any OpenAI-compatible HTTP endpoint (vLLM, Ollama, llama.cpp's
+server, another rung, a cloud API), over one pooled aiohttp session.
+
+Non-streaming requests are sent non-streaming and come back as one chunk; streaming
+requests read the upstream's SSE. Library exceptions are wrapped here, where they
+enter rung: connection failures become BackendUnavailable, timeouts BackendTimeout,
+error statuses UpstreamError (retryable for 429 and 5xx).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import orjson
+
+from rung.backends.base import Chunk, ChatRequest, TokenLogprob, TopLogprob, Usage
+from rung.config import OpenAIBackendConfig
+from rung.errors import BackendError, BackendTimeout, BackendUnavailable, UpstreamError
+
+
+def request_body(model: str, req: ChatRequest, *, stream: bool) -> dict[str, Any]:
+    """The upstream wire body for a :class:`ChatRequest`."""
+    body: dict[str, Any] = {
+        "model": model,
+        "messages": [{"role": m.role, "content": m.content} for m in req.messages],
+        "temperature": req.temperature,
+        "top_p": req.top_p,
+        "stream": stream,
+    }
+    if req.max_tokens is not None:
+        body["max_tokens"] = req.max_tokens
+    if req.stop:
+        body["stop"] = list(req.stop)
+    if req.seed is not None:
+        body["seed"] = req.seed
+    if req.logprobs:
+        body["logprobs"] = True
+        if req.top_logprobs:
+            body["top_logprobs"] = req.top_logprobs
+    rf = req.response_format
+    if rf.type == "json_object":
+        body["response_format"] = {"type": "json_object"}
+    elif rf.type == "json_schema":
+        body["response_format"] = {"type": "json_schema",
+                                   "json_schema": {"name": "schema", "schema": rf.schema}}
+    if stream:
+        body["stream_options"] = {"include_usage": True}
+    return body
+
+
+def _logprobs(choice: dict[str, Any]) -> tuple[TokenLogprob, ...]:
+    content = (choice.get("logprobs") or {}).get("content") or ()
+    return tuple(
+        TokenLogprob(
+            token=str(t.get("token", "")), logprob=float(t.get("logprob", 0.0)),
+            top=tuple(TopLogprob(token=str(x.get("token", "")), logprob=float(x["logprob"]))
+                      for x in (t.get("top_logprobs") or ())),
+        )
+        for t in content
+    )
+
+
+def _usage(data: dict[str, Any]) -> Usage | None:
+    u = data.get("usage")
+    if not u:
+        return None
+    return Usage(prompt_tokens=int(u.get("prompt_tokens", 0)),
+                 completion_tokens=int(u.get("completion_tokens", 0)))
+
+
+def _finish(value: Any) -> Any:
+    return "length" if value == "length" else "stop"
+
+
+class OpenAIBackend:
+    """A :class:`rung.backends.base.Backend` over an OpenAI-compatible endpoint."""
+
+    def __init__(self, name: str, cfg: OpenAIBackendConfig) -> None:
+        self.name = name
+        self._cfg = cfg
+        self._url = cfg.base_url.rstrip("/") + "/chat/completions"
+        self._session: aiohttp.ClientSession | None = None
+        self._headers = {"Content-Type": "application/json"}
+        if cfg.api_key:
+            self._headers["Authorization"] = f"Bearer {cfg.api_key}"
+
+    @property
+    def ready(self) -> bool:
+        return True
+
+    async def start(self) -> None:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self._cfg.max_connections),
+                timeout=aiohttp.ClientTimeout(total=self._cfg.timeout_s,
+                                              sock_connect=self._cfg.connect_timeout_s),
+                json_serialize=lambda o: orjson.dumps(o).decode(),
+            )
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def _post(self, body: dict[str, Any]) -> aiohttp.ClientResponse:
+        if self._session is None:
+            await self.start()
+        assert self._session is not None
+        try:
+            resp = await self._session.post(self._url, data=orjson.dumps(body),
+                                            headers=self._headers)
+        except asyncio.TimeoutError as exc:
+            raise BackendTimeout(f"tier {self.name}: upstream timed out") from exc
+        except aiohttp.ClientConnectionError as exc:
+            raise BackendUnavailable(f"tier {self.name}: upstream unreachable: {exc}") from exc
+        if resp.status >= 400:
+            text = (await resp.read())[:500].decode("utf-8", errors="replace")
+            resp.release()
+            raise UpstreamError(
+                f"tier {self.name}: upstream answered {resp.status}: {text}",
+                upstream_status=resp.status, retryable=resp.status == 429 or resp.status >= 500)
+        return resp
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
+        if request.max_tokens == 0:
+            # OpenAI rejects max_tokens=0 upstream; answer it here consistently.
+            yield Chunk(finish_reason="length", usage=Usage(0, 0))
+            return
+        body = request_body(self._cfg.model, request, stream=request.stream)
+        try:
+            resp = await self._post(body)
+            async with resp:
+                async for chunk in self._read_sse(resp):
+                    yield chunk
+        except asyncio.TimeoutError as exc:
+            raise BackendTimeout(f"tier {self.name}: upstream timed out") from exc
+        except aiohttp.ClientError as exc:
+            raise BackendUnavailable(f"tier {self.name}: upstream failed: {exc}") from exc
+
+    async def _read_sse(self, resp: aiohttp.ClientResponse) -> AsyncIterator[Chunk]:
+        ctype = resp.headers.get("Content-Type", "")
+        if "text/event-stream" not in ctype:
+            # The upstream ignored stream=true: one JSON body.
+            data = orjson.loads(await resp.read())
+            choice = (data.get("choices") or [{}])[0]
+            text = (choice.get("message") or {}).get("content") or ""
+            yield Chunk(text=text, logprobs=_logprobs(choice),
+                        finish_reason=_finish(choice.get("finish_reason")), usage=_usage(data))
+            return
+        finish: Any = None
+        usage: Usage | None = None
+        async for raw in resp.content:
+            line = raw.strip()
+            if not line.startswith(b"data:"):
+                continue
+            payload = line[5:].strip()
+            if payload == b"[DONE]":
+                break
+            try:
+                data = orjson.loads(payload)
+            except orjson.JSONDecodeError as exc:
+                raise BackendError(f"tier {self.name}: bad SSE payload from upstream") from exc
+            usage = _usage(data) or usage
+            for choice in data.get("choices") or ():
+                text = (choice.get("delta") or {}).get("content") or ""
+                lps = _logprobs(choice)
+                if choice.get("finish_reason"):
+                    finish = _finish(choice["finish_reason"])
+                if text or lps:
+                    yield Chunk(text=text, logprobs=lps)
+        yield Chunk(finish_reason=finish or "stop", usage=usage)

@@ -1,0 +1,1 @@
+"""The ``rung`` command. Each subcommand lives in its own module with a ``register``."""

@@ -1,0 +1,168 @@
+"""rung's configuration: one typed, validated, immutable model, loaded once at the edge.
+
+A TOML file maps onto :class:`Config`; with no file, :func:`default_config` serves the
+embedded SmolLM2 model. Environment variables are read only here, in
+:func:`load_config` (``api_key_env``), never below. The README's config reference is
+generated from these models by :func:`rung.config_docs.render` and checked in CI.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from rung.errors import ConfigError
+
+EMBEDDED_MODEL = "smollm2-135m"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ServerConfig(_Frozen):
+    host: str = Field("127.0.0.1", description="Address to bind.")
+    port: int = Field(8080, ge=0, le=65535, description="TCP port to bind (0 picks a free one).")
+    max_body_bytes: int = Field(
+        8 * 1024 * 1024, ge=1024, description="Largest request body accepted; larger gets 413."
+    )
+    max_messages: int = Field(1024, ge=1, description="Most messages one request may carry.")
+
+
+class CostConfig(_Frozen):
+    input_per_mtok: float = Field(0.0, ge=0, description="Price per 1M prompt tokens.")
+    output_per_mtok: float = Field(0.0, ge=0, description="Price per 1M completion tokens.")
+    per_second: float = Field(0.0, ge=0, description="Price per second of generation time "
+                              "(for local compute).")
+
+
+class LlamaBackendConfig(_Frozen):
+    type: Literal["llama"] = Field("llama", description="In-process llama.cpp model.")
+    model: str = Field(
+        EMBEDDED_MODEL,
+        description="Catalogue name (`rung models`), a local .gguf path, or "
+        "`hf:owner/repo/file.gguf` (fetched once and cached).",
+    )
+    n_threads: int = Field(2, ge=1, le=256, description="CPU threads per model instance.")
+    n_ctx: int = Field(2048, ge=128, description="Context window in tokens.")
+    n_batch: int = Field(512, ge=8, description="Prompt-evaluation batch size.")
+    instances: int = Field(
+        1, ge=1, le=64, description="Model copies; each serves one request at a time."
+    )
+    queue_size: int = Field(
+        32, ge=0, description="Requests that may wait for a free instance before new ones "
+        "get 503 with retry-after."
+    )
+
+
+class OpenAIBackendConfig(_Frozen):
+    type: Literal["openai"] = Field(description="Any OpenAI-compatible HTTP endpoint.")
+    base_url: str = Field(description="Endpoint root, e.g. `http://127.0.0.1:8000/v1`.")
+    model: str = Field(description="Model name sent upstream.")
+    api_key: str | None = Field(None, description="Bearer token sent upstream.", repr=False)
+    api_key_env: str | None = Field(
+        None, description="Environment variable holding the token (read at load time)."
+    )
+    connect_timeout_s: float = Field(5.0, gt=0, description="Connect timeout.")
+    timeout_s: float = Field(120.0, gt=0, description="Total timeout per upstream call.")
+    max_connections: int = Field(256, ge=1, description="Connection-pool size.")
+
+
+BackendConfig = Annotated[
+    LlamaBackendConfig | OpenAIBackendConfig, Field(discriminator="type")
+]
+
+
+class TierConfig(_Frozen):
+    name: str = Field(
+        min_length=1, description="Tier name; also the `model` a client sends to pin this tier."
+    )
+    backend: BackendConfig = Field(
+        default_factory=LlamaBackendConfig, description="What generates this tier's answers."
+    )
+    cost: CostConfig = Field(default_factory=CostConfig, description="Cost model of the tier.")
+
+
+class CatalogConfig(_Frozen):
+    cache_dir: Path = Field(
+        Path("~/.cache/rung/models"),
+        description="Where fetched GGUF files are kept (`~` expands).",
+    )
+    hf_endpoint: str = Field(
+        "https://huggingface.co", description="Hugging Face endpoint for `hf:` references."
+    )
+
+
+class Config(_Frozen):
+    alias: str = Field(
+        "rung", min_length=1, description="Model name that means 'let rung choose the tier'."
+    )
+    server: ServerConfig = Field(default_factory=ServerConfig, description="HTTP server.")
+    catalog: CatalogConfig = Field(default_factory=CatalogConfig, description="Model files.")
+    tiers: tuple[TierConfig, ...] = Field(
+        default=(TierConfig(name=EMBEDDED_MODEL),),
+        min_length=1,
+        description="Tiers, cheapest first.",
+    )
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Config:
+        names = [t.name for t in self.tiers]
+        if len(set(names)) != len(names):
+            raise ValueError(f"tier names must be unique, got {names}")
+        if self.alias in names:
+            raise ValueError(f"alias {self.alias!r} must differ from every tier name")
+        return self
+
+    def tier(self, name: str) -> TierConfig | None:
+        for t in self.tiers:
+            if t.name == name:
+                return t
+        return None
+
+
+def default_config() -> Config:
+    """The embedded SmolLM2 model as the only tier."""
+    return Config()
+
+
+def _resolve_env(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    for tier in data.get("tiers", []) or []:
+        backend = tier.get("backend") if isinstance(tier, dict) else None
+        if isinstance(backend, dict) and backend.get("api_key_env") and not backend.get("api_key"):
+            var = backend["api_key_env"]
+            if var not in environ:
+                raise ConfigError(f"tier {tier.get('name')!r}: environment variable {var} "
+                                  "(api_key_env) is not set")
+            backend["api_key"] = environ[var]
+    return data
+
+
+def parse_config(data: dict[str, Any], *, environ: Mapping[str, str] | None = None) -> Config:
+    """Validate a config mapping; errors name the key that is wrong."""
+    data = _resolve_env(dict(data), os.environ if environ is None else environ)
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise ConfigError(f"config: {where}: {first['msg']}") from exc
+
+
+def load_config(path: Path | str | None, *, environ: Mapping[str, str] | None = None) -> Config:
+    """Read a TOML file, or return the default config when ``path`` is None."""
+    if path is None:
+        return default_config()
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text())
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file not found: {p}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {p} is not valid TOML: {exc}") from exc
+    return parse_config(data, environ=environ)

@@ -1,0 +1,1 @@
+"""Tools for tests and benchmarks: real servers on loopback, never fakes inside rung."""

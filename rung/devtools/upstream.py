@@ -1,0 +1,108 @@
+"""A minimal OpenAI-compatible upstream that answers instantly, for benchmarks and tests.
+
+It is a real HTTP server (aiohttp) on loopback. It answers ``/v1/chat/completions``
+with a fixed reply (or an echo of the last user message), streaming or not, and can be
+told to fail, stall or hang so that tests can drive rung's fallbacks.
+
+    python -m rung.devtools.upstream --port 9000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+
+@dataclass
+class UpstreamBehaviour:
+    reply: str | None = "Hello from the upstream."  # None: echo the last user message
+    fail_status: int | None = None  # answer every request with this status
+    delay_s: float = 0.0  # wait before answering
+    calls: int = 0
+
+
+BEHAVIOUR = web.AppKey("behaviour", UpstreamBehaviour)
+
+
+def _words(text: str) -> list[str]:
+    out: list[str] = []
+    for i, w in enumerate(text.split(" ")):
+        out.append(w if i == 0 else " " + w)
+    return out
+
+
+async def _chat(request: web.Request) -> web.StreamResponse:
+    b = request.app[BEHAVIOUR]
+    b.calls += 1
+    body: dict[str, Any] = orjson.loads(await request.read())
+    if b.delay_s:
+        await asyncio.sleep(b.delay_s)
+    if b.fail_status is not None:
+        return web.Response(status=b.fail_status, content_type="application/json",
+                            body=orjson.dumps({"error": {"message": "scripted failure",
+                                                         "type": "server_error"}}))
+    last_user = next((m.get("content", "") for m in reversed(body.get("messages", []))
+                      if m.get("role") == "user"), "")
+    text = b.reply if b.reply is not None else str(last_user)
+    words = _words(text)
+    if body.get("max_tokens"):
+        words = words[: int(body["max_tokens"])]
+    text = "".join(words)
+    prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body["messages"])
+    usage = {"prompt_tokens": prompt_tokens, "completion_tokens": len(words),
+             "total_tokens": prompt_tokens + len(words)}
+    rid, created, model = "chatcmpl-up", int(time.time()), body.get("model", "upstream")
+    if not body.get("stream"):
+        return web.Response(content_type="application/json", body=orjson.dumps({
+            "id": rid, "object": "chat.completion", "created": created, "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                         "finish_reason": "stop"}],
+            "usage": usage}))
+    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await resp.prepare(request)
+
+    def event(choices: list[Any], **extra: Any) -> bytes:
+        return b"data: " + orjson.dumps({"id": rid, "object": "chat.completion.chunk",
+                                         "created": created, "model": model,
+                                         "choices": choices, **extra}) + b"\n\n"
+
+    for w in words:
+        await resp.write(event([{"index": 0, "delta": {"content": w}, "finish_reason": None}]))
+    await resp.write(event([{"index": 0, "delta": {}, "finish_reason": "stop"}]))
+    if (body.get("stream_options") or {}).get("include_usage"):
+        await resp.write(event([], usage=usage))
+    await resp.write(b"data: [DONE]\n\n")
+    return resp
+
+
+def create_upstream_app(behaviour: UpstreamBehaviour | None = None) -> web.Application:
+    app = web.Application()
+    app[BEHAVIOUR] = behaviour or UpstreamBehaviour()
+    app.router.add_post("/v1/chat/completions", _chat)
+    return app
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=9000)
+    p.add_argument("--reply", default="Hello from the upstream.")
+    args = p.parse_args()
+    try:
+        import uvloop
+
+        loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+    except ImportError:
+        loop = asyncio.new_event_loop()
+    web.run_app(create_upstream_app(UpstreamBehaviour(reply=args.reply)), host=args.host,
+                port=args.port, access_log=None, print=None, loop=loop)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,98 @@
+"""Every error rung raises, in one tree.
+
+    RungError
+    ├── ConfigError             the config file or a value in it is wrong
+    ├── ModelSourceError        a GGUF could not be found, fetched or verified
+    ├── RequestError            the client's request is wrong (HTTP 400)
+    │   ├── ContextLengthExceeded   prompt + max_tokens exceed the context (400)
+    │   └── UnknownModel            no tier or alias has that name (404)
+    ├── Overloaded              a bounded queue is full (503 + retry-after)
+    ├── BackendError            a backend failed to answer
+    │   ├── BackendTimeout          it did not answer in time
+    │   ├── BackendUnavailable      it cannot be reached (connect refused, DNS, closed)
+    │   └── UpstreamError           it answered with an error status
+    └── NoTierAvailable         every tier that could answer has failed (503)
+
+Library exceptions are wrapped where they enter rung (``raise BackendTimeout(...) from
+exc``). The server turns these into OpenAI-style error JSON in one place
+(``rung.server.errors``); the CLI turns them into one line in one place.
+"""
+
+from __future__ import annotations
+
+
+class RungError(Exception):
+    """Base of every error rung raises on purpose."""
+
+    status = 500
+    type = "server_error"
+    code: str | None = None
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        if code is not None:
+            self.code = code
+
+
+class ConfigError(RungError):
+    code = "invalid_config"
+
+
+class ModelSourceError(RungError):
+    code = "model_source_error"
+
+
+class RequestError(RungError):
+    status = 400
+    type = "invalid_request_error"
+    code = "invalid_request"
+
+
+class ContextLengthExceeded(RequestError):
+    code = "context_length_exceeded"
+
+
+class UnknownModel(RequestError):
+    status = 404
+    code = "model_not_found"
+
+
+class Overloaded(RungError):
+    status = 503
+    type = "server_error"
+    code = "overloaded"
+
+    def __init__(self, message: str, *, retry_after_s: float = 1.0):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class BackendError(RungError):
+    status = 502
+    type = "upstream_error"
+    code = "backend_error"
+
+
+class BackendTimeout(BackendError):
+    status = 504
+    code = "backend_timeout"
+
+
+class BackendUnavailable(BackendError):
+    code = "backend_unavailable"
+
+
+class UpstreamError(BackendError):
+    code = "upstream_error"
+
+    def __init__(self, message: str, *, upstream_status: int, retryable: bool):
+        super().__init__(message)
+        self.upstream_status = upstream_status
+        self.retryable = retryable
+
+
+class NoTierAvailable(RungError):
+    status = 503
+    code = "no_tier_available"

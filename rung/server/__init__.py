@@ -1,0 +1,1 @@
+"""The HTTP server: ``create_app(config)`` builds it; nothing runs at import."""

@@ -1,0 +1,236 @@
+"""The OpenAI chat-completions wire format, parsed once at the edge.
+
+:func:`parse_chat_request` turns a request body into a validated
+:class:`~rung.backends.base.ChatRequest` (or raises RequestError naming the bad
+parameter); the ``*_json`` functions build response bodies.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from rung.backends.base import (
+    ChatRequest,
+    Chunk,
+    Message,
+    ResponseFormat,
+    TokenLogprob,
+    Usage,
+)
+from rung.errors import RequestError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+class _TextPart(_Strict):
+    type: Literal["text"]
+    text: str
+
+
+class _Message(_Strict):
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+    role: Literal["system", "developer", "user", "assistant"]
+    content: str | list[_TextPart] | None = None
+    name: str | None = None
+
+
+class _JsonSchema(_Strict):
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+    name: str | None = None
+    schema_: dict[str, Any] = Field(alias="schema")
+    strict: bool | None = None
+
+
+class _ResponseFormat(_Strict):
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: _JsonSchema | None = None
+
+
+class _StreamOptions(_Strict):
+    include_usage: bool = False
+
+
+class _RungOptions(_Strict):
+    """Per-request routing override (``extra_body={"rung": {...}}`` in the SDK)."""
+
+    tier: str | None = None
+
+
+class ChatCompletionBody(_Strict):
+    model: Annotated[str, Field(min_length=1)]
+    messages: Annotated[list[_Message], Field(min_length=1)]
+    max_tokens: Annotated[int, Field(ge=1)] | None = None
+    max_completion_tokens: Annotated[int, Field(ge=1)] | None = None
+    temperature: Annotated[float, Field(ge=0.0, le=2.0)] | None = None
+    top_p: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
+    stop: str | Annotated[list[str], Field(max_length=4)] | None = None
+    seed: int | None = None
+    logprobs: bool | None = None
+    top_logprobs: Annotated[int, Field(ge=0, le=20)] | None = None
+    response_format: _ResponseFormat | None = None
+    stream: bool | None = False
+    stream_options: _StreamOptions | None = None
+    n: Annotated[int, Field(ge=1, le=1)] | None = None
+    user: str | None = None
+    frequency_penalty: Annotated[float, Field(ge=-2.0, le=2.0)] | None = None
+    presence_penalty: Annotated[float, Field(ge=-2.0, le=2.0)] | None = None
+    rung: _RungOptions | None = None
+
+
+def _param(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in {"str", "list[_TextPart]", "_TextPart"} or "[" in str(part):
+            continue  # union branch labels pydantic adds to the location
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _content(m: _Message) -> str:
+    if m.content is None:
+        return ""
+    if isinstance(m.content, str):
+        return m.content
+    return "".join(p.text for p in m.content)
+
+
+def parse_chat_request(raw: bytes, *, max_messages: int) -> tuple[ChatCompletionBody, ChatRequest]:
+    """Parse and validate a request body. Raises RequestError with ``param`` set."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise RequestError(f"We could not parse the JSON body of your request: {exc}",
+                           code="invalid_json") from exc
+    if not isinstance(data, dict):
+        raise RequestError("The request body must be a JSON object.", code="invalid_json")
+    try:
+        body = ChatCompletionBody.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        param = _param(tuple(err["loc"]))
+        if err["type"] == "extra_forbidden":
+            raise RequestError(f"Unrecognized request argument supplied: {param}",
+                               param=param, code="unknown_parameter") from exc
+        raise RequestError(f"Invalid value for '{param}': {err['msg']}", param=param,
+                           code="invalid_value") from exc
+    if len(body.messages) > max_messages:
+        raise RequestError(f"Too many messages: {len(body.messages)} > {max_messages}.",
+                           param="messages", code="too_many_messages")
+    if body.top_logprobs and not body.logprobs:
+        raise RequestError("top_logprobs requires logprobs to be true.",
+                           param="top_logprobs", code="invalid_value")
+    rf = ResponseFormat()
+    if body.response_format is not None:
+        if body.response_format.type == "json_schema":
+            if body.response_format.json_schema is None:
+                raise RequestError("response_format json_schema needs a json_schema object.",
+                                   param="response_format.json_schema", code="invalid_value")
+            rf = ResponseFormat("json_schema", body.response_format.json_schema.schema_)
+        else:
+            rf = ResponseFormat(body.response_format.type)
+    max_tokens = body.max_completion_tokens or body.max_tokens
+    stop = (body.stop,) if isinstance(body.stop, str) else tuple(body.stop or ())
+    req = ChatRequest(
+        messages=tuple(
+            Message("system" if m.role == "developer" else m.role, _content(m))
+            for m in body.messages
+        ),
+        max_tokens=max_tokens,
+        temperature=1.0 if body.temperature is None else body.temperature,
+        top_p=1.0 if body.top_p is None else body.top_p,
+        stop=stop,
+        seed=body.seed,
+        logprobs=bool(body.logprobs),
+        top_logprobs=body.top_logprobs or 0,
+        response_format=rf,
+        stream=bool(body.stream),
+    )
+    return body, req
+
+
+def _logprobs_json(lps: list[TokenLogprob] | tuple[TokenLogprob, ...]) -> dict[str, Any]:
+    return {
+        "content": [
+            {
+                "token": t.token,
+                "logprob": t.logprob,
+                "bytes": list(t.token.encode("utf-8")),
+                "top_logprobs": [
+                    {"token": x.token, "logprob": x.logprob,
+                     "bytes": list(x.token.encode("utf-8"))}
+                    for x in t.top
+                ],
+            }
+            for t in lps
+        ],
+        "refusal": None,
+    }
+
+
+def usage_json(u: Usage | None) -> dict[str, int]:
+    u = u or Usage(0, 0)
+    return {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
+            "total_tokens": u.total_tokens}
+
+
+def completion_json(
+    *, rid: str, model: str, text: str, logprobs: list[TokenLogprob] | None,
+    finish_reason: str | None, usage: Usage | None, rung: dict[str, Any],
+) -> bytes:
+    return orjson.dumps({
+        "id": rid,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": text, "refusal": None},
+            "logprobs": _logprobs_json(logprobs) if logprobs is not None else None,
+            "finish_reason": finish_reason or "stop",
+        }],
+        "usage": usage_json(usage),
+        "system_fingerprint": None,
+        "rung": rung,
+    })
+
+
+def chunk_event(
+    *, rid: str, model: str, created: int, chunk: Chunk | None = None, role: bool = False,
+    with_logprobs: bool = False,
+) -> bytes:
+    delta: dict[str, Any] = {}
+    if role:
+        delta = {"role": "assistant", "content": ""}
+    elif chunk is not None and chunk.text:
+        delta = {"content": chunk.text}
+    choice: dict[str, Any] = {
+        "index": 0,
+        "delta": delta,
+        "logprobs": _logprobs_json(chunk.logprobs)
+        if (with_logprobs and chunk is not None and chunk.logprobs) else None,
+        "finish_reason": chunk.finish_reason if chunk is not None else None,
+    }
+    return _event({"id": rid, "object": "chat.completion.chunk", "created": created,
+                   "model": model, "choices": [choice]})
+
+
+def usage_event(*, rid: str, model: str, created: int, usage: Usage | None,
+                rung: dict[str, Any]) -> bytes:
+    return _event({"id": rid, "object": "chat.completion.chunk", "created": created,
+                   "model": model, "choices": [], "usage": usage_json(usage), "rung": rung})
+
+
+def _event(obj: dict[str, Any]) -> bytes:
+    return b"data: " + orjson.dumps(obj) + b"\n\n"
+
+
+DONE_EVENT = b"data: [DONE]\n\n"

@@ -1,0 +1,137 @@
+"""Shared fixtures: real servers on loopback, each in its own thread and event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+import pytest
+from aiohttp import web
+
+from rung.config import Config, parse_config
+from rung.devtools.upstream import BEHAVIOUR, UpstreamBehaviour, create_upstream_app
+from rung.server.app import create_app
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+class LiveServer:
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+        self.url = ""
+        self.loop = asyncio.new_event_loop()
+        self._runner: web.AppRunner | None = None
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def start(self) -> LiveServer:
+        self._thread.start()
+        fut = asyncio.run_coroutine_threadsafe(self._start(), self.loop)
+        fut.result(timeout=30)
+        return self
+
+    async def _start(self) -> None:
+        self._runner = web.AppRunner(self.app, handler_cancellation=True, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = self._runner.addresses[0][1]
+        self.url = f"http://127.0.0.1:{port}"
+
+    def call(self, coro: object, timeout: float = 30) -> object:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)  # type: ignore[arg-type]
+
+    def stop(self) -> None:
+        if self._runner is not None:
+            self.call(self._runner.cleanup())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=10)
+
+
+@contextmanager
+def live(app: web.Application) -> Iterator[LiveServer]:
+    server = LiveServer(app).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+class Reply:
+    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        self.status, self.headers, self.body = status, headers, body
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def http(method: str, url: str, body: bytes | dict[str, Any] | None = None,
+         headers: dict[str, str] | None = None, timeout: float = 60) -> Reply:
+    """A plain HTTP call with the standard library (no client library between us)."""
+    data = json.dumps(body).encode() if isinstance(body, dict) else body
+    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    if data is not None and "Content-Type" not in (headers or {}):
+        req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return Reply(resp.status, {k.lower(): v for k, v in resp.headers.items()},
+                         resp.read())
+    except urllib.error.HTTPError as exc:
+        return Reply(exc.code, {k.lower(): v for k, v in exc.headers.items()}, exc.read())
+
+
+def wait_ready(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r = http("GET", f"{url}/readyz")
+        if r.status == 200:
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"{url} not ready: {r.body!r}")
+
+
+@contextmanager
+def rung_server(config: Config) -> Iterator[LiveServer]:
+    with live(create_app(config)) as server:
+        wait_ready(server.url)
+        yield server
+
+
+@pytest.fixture(scope="session")
+def smol() -> Iterator[LiveServer]:
+    """rung on the embedded model, default config, shared by the whole session."""
+    with rung_server(Config()) as server:
+        yield server
+
+
+@contextmanager
+def upstream_server(behaviour: UpstreamBehaviour | None = None) -> Iterator[LiveServer]:
+    with live(create_upstream_app(behaviour)) as server:
+        yield server
+
+
+@pytest.fixture
+def upstream() -> Iterator[LiveServer]:
+    with upstream_server() as server:
+        yield server
+
+
+def behaviour(server: LiveServer) -> UpstreamBehaviour:
+    return server.app[BEHAVIOUR]
+
+
+def upstream_tier(name: str, url: str, **backend: object) -> dict[str, object]:
+    return {"name": name, "backend": {"type": "openai", "base_url": f"{url}/v1",
+                                      "model": "up", **backend}}
+
+
+def config_of(**data: object) -> Config:
+    return parse_config(dict(data))

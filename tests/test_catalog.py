@@ -1,0 +1,69 @@
+import hashlib
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from rung.catalog import BUILTIN, parse_hub_ref, resolve, sha256_file
+from rung.config import CatalogConfig
+from rung.errors import ModelSourceError
+from tests.conftest import live
+
+
+def test_embedded_model_is_located_in_its_wheel() -> None:
+    path = resolve("smollm2-135m", catalog=CatalogConfig(), verify=True)
+    assert path.name == "SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert sha256_file(path) == BUILTIN["smollm2-135m"].source.sha256
+
+
+def test_local_path(tmp_path: Path) -> None:
+    f = tmp_path / "m.gguf"
+    f.write_bytes(b"GGUF")
+    assert resolve(str(f), catalog=CatalogConfig()) == f
+    with pytest.raises(ModelSourceError, match="not found"):
+        resolve(str(tmp_path / "missing.gguf"), catalog=CatalogConfig())
+
+
+@pytest.mark.parametrize("ref", ["nope", "hf:only", "hf:a/b", "hf://x"])
+def test_bad_references(ref: str) -> None:
+    with pytest.raises(ModelSourceError):
+        resolve(ref, catalog=CatalogConfig())
+
+
+def test_hub_ref_parsing() -> None:
+    ref = parse_hub_ref("hf:org/repo/sub/file.gguf@v1")
+    assert (ref.repo, ref.filename, ref.revision) == ("org/repo", "sub/file.gguf", "v1")
+
+
+def test_hub_fetch_from_loopback_caches_and_verifies(tmp_path: Path) -> None:
+    payload = b"GGUF" + bytes(range(256)) * 100
+    hits: list[str] = []
+
+    async def serve(request: web.Request) -> web.Response:
+        hits.append(request.path)
+        if request.path != "/org/repo/resolve/main/model.gguf":
+            return web.Response(status=404)
+        return web.Response(body=payload)
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", serve)
+    with live(app) as server:
+        cat = CatalogConfig(cache_dir=tmp_path / "cache", hf_endpoint=server.url)
+        path = resolve("hf:org/repo/model.gguf", catalog=cat)
+        assert path.read_bytes() == payload
+        assert resolve("hf:org/repo/model.gguf", catalog=cat) == path
+        assert len(hits) == 1  # the second resolve used the cache
+        with pytest.raises(ModelSourceError, match="could not fetch"):
+            resolve("hf:org/repo/missing.gguf", catalog=cat)
+
+        from rung.catalog import HubFile, fetch_hub_file
+
+        bad = HubFile("org/repo", "model.gguf", "main", sha256="0" * 64)
+        with pytest.raises(ModelSourceError, match="does not match"):
+            fetch_hub_file(bad, catalog=CatalogConfig(cache_dir=tmp_path / "c2",
+                                                      hf_endpoint=server.url))
+        assert not any((tmp_path / "c2").rglob("*.gguf"))  # nothing half-written is kept
+        good = HubFile("org/repo", "model.gguf", "main",
+                       sha256=hashlib.sha256(payload).hexdigest())
+        assert fetch_hub_file(good, catalog=CatalogConfig(
+            cache_dir=tmp_path / "c3", hf_endpoint=server.url)).read_bytes() == payload
