@@ -30,8 +30,8 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 RUNG = [sys.executable, "-m", "rung.cli.main"]
 PROMPTS = [
-    "Request {i}. Write a long story about a lighthouse keeper who finds a message in a "
-    "bottle. Describe the sea, the weather, the keeper's daily routine and the mystery.",
+    ("Request {i}. Write a long story about a lighthouse keeper who finds a message in a "
+     "bottle. Describe the sea, the weather, the keeper's daily routine and the mystery."),
 ]
 
 
@@ -64,7 +64,7 @@ def start(cmd: list[str], ready_url: str, env: dict[str, str] | None = None,
             with urllib.request.urlopen(ready_url, timeout=1) as r:
                 if r.status == 200:
                     return proc
-        except Exception:
+        except OSError:
             time.sleep(0.1)
     proc.kill()
     raise SystemExit(f"bench: {cmd} did not become ready")
@@ -77,9 +77,11 @@ def pct(values: list[float], q: float) -> float:
 
 # -- part 1: the model, direct vs through the server -------------------------------------
 def direct_runs(runs: int, max_tokens: int) -> list[dict[str, float]]:
+    from rung.backends.llama import _chat_formatter, _quiet_openmp
+
+    _quiet_openmp()  # the same OpenMP wait policy as rung's own backend
     from llama_cpp import Llama
 
-    from rung.backends.llama import _chat_formatter
     from rung.catalog import resolve
     from rung.config import CatalogConfig
 
@@ -157,7 +159,7 @@ def model_table(runs: int, max_tokens: int) -> str:
         return statistics.median(r[k] for r in rows)
 
     lines = [
-        f"| path | prompt tokens | prompt tok/s | gen tok/s | TTFT ms | tokens |",
+        "| path | prompt tokens | prompt tok/s | gen tok/s | TTFT ms | tokens |",
         "|---|---|---|---|---|---|",
     ]
     for name, rows in (("llama-cpp-python direct", direct), ("rung serve (HTTP, SSE)", served)):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,7 +80,7 @@ class Gateway:
                            param="model")
 
     async def stream(self, model: str, request: ChatRequest, route: Route,
-                     *, pin: str | None = None) -> AsyncIterator[Chunk]:
+                     *, pin: str | None = None) -> AsyncGenerator[Chunk, None]:
         """Answer ``request``; errors before the first chunk move on to the next tier."""
         tiers, route.reason = self.plan(model, pin=pin)
         last: Exception | None = None

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-
-import json
-import urllib.error
-import urllib.request
 from typing import Any
+
 import pytest
 from aiohttp import web
 

@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from rung.config import Config, OpenAIBackendConfig, load_config, parse_config
 from rung.config_docs import BEGIN, END, render
@@ -38,7 +39,7 @@ cost = { input_per_mtok = 1.0, output_per_mtok = 2.0 }
     assert big is not None and isinstance(big.backend, OpenAIBackendConfig)
     assert big.backend.api_key == "secret"
     assert "secret" not in repr(cfg)
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         cfg.server.port = 1  # type: ignore[misc]  # frozen
 
 

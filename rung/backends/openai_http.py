@@ -9,14 +9,13 @@ error statuses UpstreamError (retryable for 429 and 5xx).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import orjson
 
-from rung.backends.base import Chunk, ChatRequest, TokenLogprob, TopLogprob, Usage
+from rung.backends.base import ChatRequest, Chunk, TokenLogprob, TopLogprob, Usage
 from rung.config import OpenAIBackendConfig
 from rung.errors import BackendError, BackendTimeout, BackendUnavailable, UpstreamError
 
@@ -112,7 +111,7 @@ class OpenAIBackend:
         try:
             resp = await self._session.post(self._url, data=orjson.dumps(body),
                                             headers=self._headers)
-        except asyncio.TimeoutError as exc:
+        except TimeoutError as exc:
             raise BackendTimeout(f"tier {self.name}: upstream timed out") from exc
         except aiohttp.ClientConnectionError as exc:
             raise BackendUnavailable(f"tier {self.name}: upstream unreachable: {exc}") from exc
@@ -135,7 +134,7 @@ class OpenAIBackend:
             async with resp:
                 async for chunk in self._read_sse(resp):
                     yield chunk
-        except asyncio.TimeoutError as exc:
+        except TimeoutError as exc:
             raise BackendTimeout(f"tier {self.name}: upstream timed out") from exc
         except aiohttp.ClientError as exc:
             raise BackendUnavailable(f"tier {self.name}: upstream failed: {exc}") from exc

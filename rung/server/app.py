@@ -23,7 +23,7 @@ log = logging.getLogger("rung.server")
 GATEWAY = web.AppKey("gateway", Gateway)
 METRICS = web.AppKey("metrics", Metrics)
 CONFIG = web.AppKey("config", Config)
-_TASKS = web.AppKey("tasks", list)  # type: ignore[type-arg]
+_TASKS = web.AppKey("tasks", list)
 
 
 def _route_headers(route: Route) -> dict[str, str]:
@@ -187,7 +187,8 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
 async def _json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
     """aiohttp's own 404/405 pages become OpenAI-style JSON too."""
     try:
-        return await handler(request)
+        resp: web.StreamResponse = await handler(request)
+        return resp
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
