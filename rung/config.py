@@ -78,6 +78,48 @@ BackendConfig = Annotated[
 ]
 
 
+class LogprobVerifierConfig(_Frozen):
+    type: Literal["logprob"] = Field(description="Confidence from the answer's token logprobs.")
+    statistic: Literal["mean", "min"] = Field(
+        "mean", description="Mean or minimum token logprob of the answer.")
+    min_logprob: float = Field(-1.0, le=0, description="Escalate below this value.")
+
+
+class JsonVerifierConfig(_Frozen):
+    type: Literal["json"] = Field(
+        description="When response_format asks for JSON: valid JSON, and the schema if given.")
+
+
+class ConsistencyVerifierConfig(_Frozen):
+    type: Literal["self_consistency"] = Field(
+        description="k extra samples must agree with the answer's final answer.")
+    samples: int = Field(3, ge=1, le=16, description="Extra samples drawn from the same tier.")
+    temperature: float = Field(0.7, gt=0, le=2, description="Sampling temperature.")
+    min_agreement: float = Field(0.5, ge=0, le=1,
+                                 description="Share of samples that must agree to accept.")
+
+
+class JudgeVerifierConfig(_Frozen):
+    type: Literal["judge"] = Field(description="A tier is asked whether the answer is right; "
+                                   "its P(yes) from logprobs is the score.")
+    tier: str | None = Field(None, description="Judging tier (default: the answering tier).")
+    min_yes: float = Field(0.5, ge=0, le=1, description="Escalate when P(yes) is below.")
+
+
+class LearnedVerifierConfig(_Frozen):
+    type: Literal["learned"] = Field(description="A verifier trained by `rung verify train`.")
+    path: Path = Field(description="The model file.")
+    max_score: float = Field(0.5, ge=0, le=1,
+                             description="Escalate when P(wrong) is above this.")
+
+
+VerifierConfig = Annotated[
+    LogprobVerifierConfig | JsonVerifierConfig | ConsistencyVerifierConfig
+    | JudgeVerifierConfig | LearnedVerifierConfig,
+    Field(discriminator="type"),
+]
+
+
 class TierConfig(_Frozen):
     name: str = Field(
         min_length=1, description="Tier name; also the `model` a client sends to pin this tier."
@@ -86,6 +128,33 @@ class TierConfig(_Frozen):
         default_factory=LlamaBackendConfig, description="What generates this tier's answers."
     )
     cost: CostConfig = Field(default_factory=CostConfig, description="Cost model of the tier.")
+    timeout_s: float | None = Field(
+        None, gt=0, description="Deadline for this tier's whole answer; on expiry the next "
+        "tier answers.")
+    verifiers: tuple[VerifierConfig, ...] = Field(
+        (), description="Checks that gate this tier's answers (not used on the last tier).")
+    verify_rule: Literal["all", "any", "mean"] = Field(
+        "all", description="Accept when all verifiers accept, any does, or the mean score "
+        "is below 0.5.")
+
+
+class ScorerConfig(_Frozen):
+    type: Literal["heuristic", "random", "learned"] = Field(
+        "heuristic", description="How a request's need for a stronger tier is scored.")
+    path: Path | None = Field(None, description="Model file of a learned scorer "
+                              "(`rung router train`).")
+    seed: int = Field(0, description="Seed of the random scorer.")
+
+
+class RoutingConfig(_Frozen):
+    scorer: ScorerConfig = Field(default_factory=ScorerConfig, description="The router.")
+    thresholds: tuple[float, ...] = Field(
+        (), description="One per tier after the first: a score at or above thresholds[i] "
+        "starts at tier i+1 or later. Empty: always start at the cheapest tier. "
+        "`rung router calibrate` sets them as quantiles.")
+    stream_unverified: bool = Field(
+        False, description="Stream the starting tier's answer as it is generated, without "
+        "verification or escalation (lower time to first token).")
 
 
 class CatalogConfig(_Frozen):
@@ -104,6 +173,8 @@ class Config(_Frozen):
     )
     server: ServerConfig = Field(default_factory=ServerConfig, description="HTTP server.")
     catalog: CatalogConfig = Field(default_factory=CatalogConfig, description="Model files.")
+    routing: RoutingConfig = Field(default_factory=RoutingConfig,
+                                   description="Routing and the cascade.")
     tiers: tuple[TierConfig, ...] = Field(
         default=(TierConfig(name=EMBEDDED_MODEL),),
         min_length=1,
@@ -117,6 +188,18 @@ class Config(_Frozen):
             raise ValueError(f"tier names must be unique, got {names}")
         if self.alias in names:
             raise ValueError(f"alias {self.alias!r} must differ from every tier name")
+        th = self.routing.thresholds
+        if th and len(th) != len(names) - 1:
+            raise ValueError(f"routing.thresholds needs {len(names) - 1} values (one per tier "
+                             f"after the first), got {len(th)}")
+        if any(not 0.0 <= t <= 1.0 for t in th) or list(th) != sorted(th):
+            raise ValueError("routing.thresholds must be non-decreasing values in [0, 1]")
+        if self.routing.scorer.type == "learned" and self.routing.scorer.path is None:
+            raise ValueError("routing.scorer.path is required for a learned scorer")
+        for t in self.tiers:
+            for v in t.verifiers:
+                if isinstance(v, JudgeVerifierConfig) and v.tier and v.tier not in names:
+                    raise ValueError(f"tier {t.name!r}: judge tier {v.tier!r} does not exist")
         return self
 
     def tier(self, name: str) -> TierConfig | None:

@@ -25,6 +25,8 @@ def _type_name(annotation: Any) -> str:
         return " \\| ".join(_type_name(a) for a in get_args(annotation))
     if origin is tuple:
         return f"list of {_type_name(get_args(annotation)[0])}"
+    if origin is typing.Annotated:
+        return _type_name(get_args(annotation)[0])
     if annotation is type(None):
         return "none"
     if isinstance(annotation, type):
@@ -42,7 +44,29 @@ def _default(info: FieldInfo) -> str:
         return "unset"
     if isinstance(value, Path):
         return f"`\"{value}\"`"
+    if value == ():
+        return "`[]`"
     return f"`{value!r}`".replace("'", '"')
+
+
+def _models(ann: Any) -> list[type[BaseModel]]:
+    if get_origin(ann) is typing.Annotated:
+        ann = get_args(ann)[0]
+    return [a for a in (get_args(ann) or (ann,)) if isinstance(a, type)
+            and issubclass(a, BaseModel)]
+
+
+def _variants(key: str, models: list[type[BaseModel]], desc: str,
+              bracket: str) -> list[tuple[str, str, str, str]]:
+    rows: list[tuple[str, str, str, str]] = []
+    for sub in models:
+        label = key
+        tag = sub.model_fields.get("type")
+        if len(models) > 1 and tag is not None:
+            label = f'{key} (type = "{get_args(tag.annotation)[0]}")'
+        rows.append((bracket.replace("K", label), "table", "", desc))
+        rows.extend(_rows(sub, f"{key}{'[]' if bracket.startswith('[[') else ''}."))
+    return rows
 
 
 def _rows(model: type[BaseModel], prefix: str) -> list[tuple[str, str, str, str]]:
@@ -50,21 +74,14 @@ def _rows(model: type[BaseModel], prefix: str) -> list[tuple[str, str, str, str]
     for name, info in model.model_fields.items():
         key = f"{prefix}{name}"
         ann = info.annotation
-        models = [a for a in (get_args(ann) or (ann,)) if isinstance(a, type)
-                  and issubclass(a, BaseModel)]
-        if get_origin(ann) is tuple:
-            inner = get_args(ann)[0]
-            rows.append((f"[[{key}]]", "array of tables", "", info.description or ""))
-            rows.extend(_rows(inner, f"{key}[]."))
+        models = _models(ann)
+        if get_origin(ann) is tuple and _models(get_args(ann)[0]):
+            rows.extend(_variants(key, _models(get_args(ann)[0]), info.description or "",
+                                  "[[K]]"))
+        elif get_origin(ann) is tuple:
+            rows.append((key, _type_name(ann), _default(info), info.description or ""))
         elif models:
-            for sub in models:
-                label = key
-                tag = sub.model_fields.get("type")
-                if len(models) > 1 and tag is not None:
-                    kind = get_args(tag.annotation)[0]
-                    label = f'{key} (type = "{kind}")'
-                rows.append((f"[{label}]", "table", "", info.description or ""))
-                rows.extend(_rows(sub, f"{key}."))
+            rows.extend(_variants(key, models, info.description or "", "[K]"))
         else:
             rows.append((key, _type_name(ann), _default(info), info.description or ""))
     return rows

@@ -1,54 +1,45 @@
-"""The core that the server and the CLI share: which tier answers a request.
+"""The core that the server, the CLI and the evaluator share: which tier answers.
 
-A request names either a tier (it goes straight there) or the alias (``rung`` by
-default), which starts at the cheapest tier and falls back to the next one when a tier
-fails before it has produced any text. Every answer says which tier gave it and why,
-in a :class:`Route`.
+A request names a tier (it goes straight there, unverified), or the alias (``rung`` by
+default): the scorer rates it, the policy picks the starting tier from the thresholds,
+and the cascade (``rung.cascade``) verifies and escalates from there. A per-request
+override can pin a tier or replace the thresholds. Every answer carries a
+:class:`~rung.cascade.Route` saying who answered and why.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections.abc import AsyncGenerator, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+import time
+from collections.abc import AsyncGenerator, Mapping, Sequence
 
 from rung.backends import build_backend
 from rung.backends.base import Backend, ChatRequest, Chunk
+from rung.cascade import Cascade, Route
 from rung.config import Config
-from rung.errors import BackendError, NoTierAvailable, Overloaded, UnknownModel
+from rung.errors import RequestError, UnknownModel
+from rung.routing.policy import start_tier
+from rung.routing.scorers import Scorer, build_scorer
+from rung.verify.base import Verifier
+from rung.verify.registry import build_verifier
 
-log = logging.getLogger("rung.gateway")
-
-
-@dataclass
-class Route:
-    """Who answered and why; filled in as the request moves through the tiers."""
-
-    requested: str
-    tier: str | None = None
-    reason: str = ""
-    attempts: list[dict[str, Any]] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"tier": self.tier, "reason": self.reason, "attempts": self.attempts}
-
-    def header(self) -> str:
-        parts = [f"reason={self.reason}"]
-        parts += [f"{a['tier']}:{a['outcome']}" for a in self.attempts]
-        return ";".join(parts)
+__all__ = ["Gateway", "Route"]
 
 
 class Gateway:
-    """Owns the tiers' backends; :meth:`stream` answers one request."""
+    """Owns the tiers' backends, the scorer and the verifiers."""
 
-    def __init__(self, config: Config, backends: Mapping[str, Backend] | None = None) -> None:
+    def __init__(self, config: Config, backends: Mapping[str, Backend] | None = None,
+                 *, scorer: Scorer | None = None) -> None:
         self.config = config
         self.backends: dict[str, Backend] = dict(backends or {})
         for tier in config.tiers:
             if tier.name not in self.backends:
                 self.backends[tier.name] = build_backend(tier, catalog=config.catalog)
+        self.scorer = scorer or build_scorer(config.routing.scorer)
+        self.verifiers: dict[str, list[Verifier]] = {
+            t.name: [build_verifier(v) for v in t.verifiers] for t in config.tiers}
+        self.cascade = Cascade(config.tiers, self.backends, self.verifiers)
 
     @property
     def tier_names(self) -> list[str]:
@@ -65,41 +56,43 @@ class Gateway:
         await asyncio.gather(*(b.aclose() for b in self.backends.values()),
                              return_exceptions=True)
 
-    def plan(self, model: str, *, pin: str | None = None) -> tuple[list[str], str]:
-        """The tiers to try, in order, and why. Raises UnknownModel."""
-        if pin is not None:
-            if pin not in self.backends:
-                raise UnknownModel(f"The tier '{pin}' does not exist.", param="rung.tier")
-            return [pin], "pinned"
-        if model == self.config.alias:
-            return self.tier_names, "cheapest-first"
-        if model in self.backends:
-            return [model], "requested"
-        names = ", ".join([self.config.alias, *self.tier_names])
-        raise UnknownModel(f"The model '{model}' does not exist. Available: {names}.",
-                           param="model")
+    def check(self, model: str, *, pin: str | None = None,
+              thresholds: Sequence[float] | None = None) -> None:
+        """Raise UnknownModel / RequestError for a request that cannot be routed."""
+        if pin is not None and pin not in self.backends:
+            raise UnknownModel(f"The tier '{pin}' does not exist.", param="rung.tier")
+        if model != self.config.alias and model not in self.backends:
+            names = ", ".join([self.config.alias, *self.tier_names])
+            raise UnknownModel(f"The model '{model}' does not exist. Available: {names}.",
+                               param="model")
+        if thresholds is not None and len(thresholds) != len(self.tier_names) - 1:
+            raise RequestError(f"rung.thresholds needs {len(self.tier_names) - 1} values.",
+                               param="rung.thresholds")
 
-    async def stream(self, model: str, request: ChatRequest, route: Route,
-                     *, pin: str | None = None) -> AsyncGenerator[Chunk, None]:
-        """Answer ``request``; errors before the first chunk move on to the next tier."""
-        tiers, route.reason = self.plan(model, pin=pin)
-        last: Exception | None = None
-        for name in tiers:
-            started = False
-            try:
-                async for chunk in self.backends[name].stream(request):
-                    if not started:
-                        started = True
-                        route.tier = name
-                    yield chunk
-                if not started:  # an empty stream is still an answer
-                    route.tier = name
-                route.attempts.append({"tier": name, "outcome": "answered"})
-                return
-            except (BackendError, Overloaded) as exc:
-                route.attempts.append({"tier": name, "outcome": type(exc).__name__})
-                if started or len(tiers) == 1:
-                    raise
-                log.warning("tier %s failed, falling back: %s", name, exc.message)
-                last = exc
-        raise NoTierAvailable(f"No tier could answer: {last}") from last
+    def plan(self, model: str, request: ChatRequest, route: Route, *, pin: str | None = None,
+             thresholds: Sequence[float] | None = None) -> list[str]:
+        """The tiers to try, in order; fills in the route's reason, score and start."""
+        self.check(model, pin=pin, thresholds=thresholds)
+        if pin is not None:
+            route.reason = "pinned"
+            return [pin]
+        if model != self.config.alias:
+            route.reason = "requested"
+            return [model]
+        names = self.tier_names
+        t0 = time.perf_counter()
+        route.score = self.scorer.score(request)
+        route.router_ms = (time.perf_counter() - t0) * 1000
+        th = self.config.routing.thresholds if thresholds is None else tuple(thresholds)
+        decision = start_tier(route.score, th, n_tiers=len(names))
+        route.start, route.reason = decision.tier, decision.reason
+        return names[decision.tier:]
+
+    def stream(self, model: str, request: ChatRequest, route: Route, *,
+               pin: str | None = None, thresholds: Sequence[float] | None = None,
+               ) -> AsyncGenerator[Chunk, None]:
+        """Answer ``request``. Raises before the first chunk where it can."""
+        plan = self.plan(model, request, route, pin=pin, thresholds=thresholds)
+        verify = model == self.config.alias and pin is None \
+            and not self.config.routing.stream_unverified
+        return self.cascade.run(request, route, plan, verify=verify)

@@ -44,8 +44,17 @@ class Metrics:
                               ["tier"], buckets=_LATENCY_BUCKETS, registry=r)
         self.tokens = Counter("rung_tokens", "Tokens by tier and kind (prompt/completion).",
                               ["tier", "kind"], registry=r)
-        self.fallbacks = Counter("rung_fallbacks", "Tier failures that moved a request on.",
-                                 ["tier", "error"], registry=r)
+        self.escalations = Counter(
+            "rung_escalations", "Requests moved past a tier, by tier and reason "
+            "(rejected by its verifiers, or the error it raised).", ["tier", "reason"],
+            registry=r)
+        self.cost = Counter("rung_cost", "Cost of answered requests, by answering tier.",
+                            ["tier"], registry=r)
+        self.router_score = Histogram("rung_router_score", "Router scores.",
+                                      buckets=[i / 10 for i in range(1, 11)], registry=r)
+        self.verifier_score = Histogram("rung_verifier_score", "Verifier scores by verifier.",
+                                        ["verifier"], buckets=[i / 10 for i in range(1, 11)],
+                                        registry=r)
         r.register(_StateCollector(state))
 
     def render(self) -> bytes:

@@ -60,6 +60,6 @@ async def test_all_tiers_failing_is_no_tier_available() -> None:
 def test_unknown_model() -> None:
     gw = Gateway(config_of(tiers=[upstream_tier("a", _dead_url())]))
     with pytest.raises(UnknownModel):
-        gw.plan("gpt-5")
+        gw.check("gpt-5")
     with pytest.raises(UnknownModel):
-        gw.plan("rung", pin="zzz")
+        gw.check("rung", pin="zzz")

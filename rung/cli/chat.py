@@ -34,7 +34,6 @@ async def _chat(args: argparse.Namespace) -> int:
     config = config_from(args)
     gateway = Gateway(config)
     model = args.model or config.alias
-    gateway.plan(model)
     messages = ([Message("system", args.system)] if args.system else [])
     messages.append(Message("user", args.prompt))
     req = ChatRequest(messages=tuple(messages), max_tokens=args.max_tokens,

@@ -12,6 +12,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     check.add_argument("file")
     check.set_defaults(func=_check)
     docs = csub.add_parser("docs", help="print the config reference (Markdown)")
+    docs.add_argument("--update", metavar="FILE", default=None,
+                      help="replace the reference between its markers in FILE instead")
     docs.set_defaults(func=_docs)
 
 
@@ -24,7 +26,18 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _docs(args: argparse.Namespace) -> int:
-    from rung.config_docs import render
+    from pathlib import Path
 
-    print(render())
+    from rung.config_docs import BEGIN, END, render
+    from rung.errors import ConfigError
+
+    if args.update is None:
+        print(render())
+        return 0
+    path = Path(args.update)
+    text = path.read_text()
+    if BEGIN not in text or END not in text:
+        raise ConfigError(f"{path} has no {BEGIN} ... {END} markers")
+    start, end = text.index(BEGIN), text.index(END) + len(END)
+    path.write_text(text[:start] + render() + text[end:])
     return 0

@@ -50,13 +50,13 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     t0 = time.perf_counter()
     try:
         body, req = wire.parse_chat_request(raw, max_messages=config.server.max_messages)
-        pin = body.rung.tier if body.rung is not None else None
-        gateway.plan(body.model, pin=pin)  # unknown model: 404 before any work
+        opts = body.rung
+        route = Route(requested=body.model)
+        stream = gateway.stream(body.model, req, route, pin=opts.tier if opts else None,
+                                thresholds=opts.thresholds if opts else None)
     except RungError as exc:
         return error_response(exc)
-    route = Route(requested=body.model)
     rid = f"chatcmpl-{uuid.uuid4().hex}"
-    stream = gateway.stream(body.model, req, route, pin=pin)
     try:
         if body.stream:
             include_usage = bool(body.stream_options and body.stream_options.include_usage)
@@ -84,9 +84,16 @@ def _account(metrics: Metrics, route: Route, usage: Usage | None, t0: float,
     if usage is not None:
         metrics.tokens.labels(tier, "prompt").inc(usage.prompt_tokens)
         metrics.tokens.labels(tier, "completion").inc(usage.completion_tokens)
+    if route.score is not None:
+        metrics.router_score.observe(route.score)
+    metrics.cost.labels(tier).inc(route.cost)
     for attempt in route.attempts:
-        if attempt["outcome"] != "answered":
-            metrics.fallbacks.labels(attempt["tier"], attempt["outcome"]).inc()
+        for v in attempt.get("verdicts", ()):
+            metrics.verifier_score.labels(v["name"]).observe(v["score"])
+        if attempt.get("outcome") == "rejected":
+            metrics.escalations.labels(attempt["tier"], "rejected").inc()
+        elif attempt.get("outcome") not in (None, "answered"):
+            metrics.escalations.labels(attempt["tier"], attempt["outcome"]).inc()
 
 
 async def _full_response(stream: Any, *, rid: str, route: Route, t0: float, metrics: Metrics,

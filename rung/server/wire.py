@@ -60,6 +60,7 @@ class _RungOptions(_Strict):
     """Per-request routing override (``extra_body={"rung": {...}}`` in the SDK)."""
 
     tier: str | None = None
+    thresholds: list[Annotated[float, Field(ge=0.0, le=1.0)]] | None = None
 
 
 class ChatCompletionBody(_Strict):

@@ -1,0 +1,194 @@
+"""The cascade loop, written once: route, generate, verify, escalate, fall back.
+
+Used by the server, the CLI and the evaluator through :class:`rung.gateway.Gateway`.
+Network and model calls happen only through the backends at its edges, so the loop can
+be tested step by step with scripted backends.
+
+For each tier in the plan, cheapest first:
+
+- not the last tier and verifying: buffer the whole answer, run the tier's verifiers,
+  combine their verdicts by the tier's rule; accept -> emit it, reject -> next tier;
+- otherwise (the last tier, a pinned tier, or ``stream_unverified``): stream it through.
+
+A tier that errors or misses its deadline before producing text hands the request to the
+next tier. If every later tier fails after an answer was rejected, the rejected answer is
+returned (marked) rather than nothing; if no tier answered at all: NoTierAvailable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from rung.backends.base import Backend, ChatRequest, Chunk
+from rung.config import TierConfig
+from rung.cost import cost_of
+from rung.errors import BackendError, BackendTimeout, NoTierAvailable, Overloaded
+from rung.routing.policy import combine
+from rung.verify.base import Answer, Verifier
+
+_FAILURES = (BackendError, Overloaded)
+
+
+@dataclass
+class Route:
+    """Who answered and why; filled in as the request moves through the tiers."""
+
+    requested: str
+    tier: str | None = None
+    reason: str = ""
+    score: float | None = None
+    router_ms: float = 0.0
+    start: int = 0
+    escalations: int = 0
+    cost: float = 0.0
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"tier": self.tier, "reason": self.reason, "score": self.score,
+                "router_ms": round(self.router_ms, 3), "start": self.start, "escalations": self.escalations,
+                "cost": self.cost, "attempts": self.attempts}
+
+    def header(self) -> str:
+        parts = [f"reason={self.reason}"]
+        if self.score is not None:
+            parts.append(f"score={self.score:.3f}")
+        for a in self.attempts:
+            verdicts = ",".join(f"{v['name']}={v['score']:.2f}{'+' if v['accept'] else '-'}"
+                                for v in a.get("verdicts", ()))
+            parts.append(f"{a['tier']}:{a['outcome']}" + (f"({verdicts})" if verdicts else ""))
+        return ";".join(parts)
+
+
+async def _with_deadline(it: AsyncIterator[Chunk], seconds: float | None,
+                         tier: str) -> AsyncGenerator[Chunk, None]:
+    """Apply one deadline to a whole stream, without a timeout spanning yields."""
+    if seconds is None:
+        async for chunk in it:
+            yield chunk
+        return
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            chunk = await asyncio.wait_for(it.__anext__(), deadline - time.monotonic())
+        except StopAsyncIteration:
+            return
+        except TimeoutError as exc:
+            raise BackendTimeout(f"tier {tier}: no complete answer within {seconds} s") from exc
+        yield chunk
+
+
+class Cascade:
+    def __init__(self, tiers: Sequence[TierConfig], backends: Mapping[str, Backend],
+                 verifiers: Mapping[str, Sequence[Verifier]]) -> None:
+        self._tiers = {t.name: t for t in tiers}
+        self._backends = backends
+        self._verifiers = verifiers
+
+    def _stream(self, tier: str, request: ChatRequest) -> AsyncGenerator[Chunk, None]:
+        return _with_deadline(self._backends[tier].stream(request),
+                              self._tiers[tier].timeout_s, tier)
+
+    async def generate(self, tier: str, request: ChatRequest) -> Answer:
+        """One whole answer from one tier (also what verifiers call)."""
+        answer = Answer(tier=tier)
+        t0 = time.perf_counter()
+        stream = self._stream(tier, request)
+        try:
+            async for chunk in stream:
+                answer.chunks.append(chunk)
+        finally:
+            await stream.aclose()
+        answer.seconds = time.perf_counter() - t0
+        return answer
+
+    def _cost(self, tier: str, answer: Answer) -> float:
+        return cost_of(self._tiers[tier].cost, answer.usage, answer.seconds)
+
+    async def run(self, request: ChatRequest, route: Route, plan: Sequence[str], *,
+                  verify: bool) -> AsyncGenerator[Chunk, None]:
+        rejected: Answer | None = None
+        last_error: Exception | None = None
+        for i, name in enumerate(plan):
+            is_last = i == len(plan) - 1
+            checks = self._verifiers.get(name, ()) if verify and not is_last else ()
+            attempt: dict[str, Any] = {"tier": name}
+            route.attempts.append(attempt)
+            if checks:
+                wants_lp = any(v.needs_logprobs for v in checks)
+                req = dataclasses.replace(request, logprobs=True) if wants_lp else request
+                try:
+                    answer = await self.generate(name, req)
+                except _FAILURES as exc:
+                    attempt["outcome"], last_error = type(exc).__name__, exc
+                    continue
+                route.cost += self._cost(name, answer)
+                spent = _Spend()
+                verdicts = [await v.verify(request, answer, spent.wrap(self)) for v in checks]
+                route.cost += spent.cost
+                decision = combine(verdicts, self._tiers[name].verify_rule)
+                attempt["verdicts"] = [dataclasses.asdict(v) for v in verdicts]
+                attempt["usage"] = _usage(answer)
+                if decision.accept:
+                    attempt["outcome"] = "answered"
+                    route.tier = name
+                    for chunk in answer.chunks:
+                        yield chunk
+                    return
+                attempt["outcome"] = "rejected"
+                attempt["why"] = decision.reason
+                route.escalations += 1
+                rejected = answer
+                continue
+            t0 = time.perf_counter()
+            streamed = Answer(tier=name)
+            stream = self._stream(name, request)
+            try:
+                async for chunk in stream:
+                    if not streamed.chunks:
+                        route.tier = name
+                    streamed.chunks.append(chunk)
+                    yield chunk
+            except _FAILURES as exc:
+                attempt["outcome"], last_error = type(exc).__name__, exc
+                if streamed.chunks or len(plan) == 1:
+                    raise  # mid-stream, or a pinned tier: the real cause, not a 503
+                continue
+            finally:
+                await stream.aclose()
+                streamed.seconds = time.perf_counter() - t0
+                route.cost += self._cost(name, streamed)
+            route.tier = name
+            attempt["outcome"] = "answered"
+            attempt["usage"] = _usage(streamed)
+            return
+        if rejected is not None:
+            route.tier = rejected.tier
+            route.reason += "; every later tier failed: returning the rejected answer"
+            for chunk in rejected.chunks:
+                yield chunk
+            return
+        raise NoTierAvailable(f"No tier could answer: {last_error}") from last_error
+
+
+def _usage(answer: Answer) -> list[int] | None:
+    u = answer.usage
+    return [u.prompt_tokens, u.completion_tokens] if u is not None else None
+
+
+class _Spend:
+    """Counts what verifiers' own generations cost."""
+
+    def __init__(self) -> None:
+        self.cost = 0.0
+
+    def wrap(self, cascade: Cascade) -> Any:
+        async def generate(tier: str, request: ChatRequest) -> Answer:
+            answer = await cascade.generate(tier, request)
+            self.cost += cascade._cost(tier, answer)
+            return answer
+        return generate

@@ -1,0 +1,1 @@
+"""Routing: scorers that say how much a request needs a stronger tier, and their metrics."""

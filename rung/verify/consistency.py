@@ -1,0 +1,49 @@
+"""Self-consistency: draw k more samples from the same tier and check that their final
+answers agree with the answer being verified."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import re
+
+from rung.backends.base import ChatRequest
+from rung.routing.policy import Verdict
+from rung.verify.base import Answer, Generate
+
+_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+
+
+def final_answer(text: str) -> str:
+    """The last number in the text (commas dropped, trailing .0 dropped), else the text
+    normalised (lower case, words only)."""
+    tail = text.rsplit("####", 1)[-1]
+    numbers = _NUMBER.findall(tail)
+    if numbers:
+        n = numbers[-1].replace(",", "")
+        if "." in n:
+            n = n.rstrip("0").rstrip(".")
+        return n
+    return " ".join(re.findall(r"\w+", text.lower()))[:200]
+
+
+class ConsistencyVerifier:
+    name = "self_consistency"
+    needs_logprobs = False
+
+    def __init__(self, *, samples: int, temperature: float, min_agreement: float) -> None:
+        self.samples = samples
+        self.temperature = temperature
+        self.min_agreement = min_agreement
+
+    async def verify(self, request: ChatRequest, answer: Answer,
+                     generate: Generate) -> Verdict:
+        base_seed = request.seed if request.seed is not None else 0
+        reqs = [dataclasses.replace(request, temperature=self.temperature,
+                                    seed=base_seed + 1 + i, logprobs=False, stream=False)
+                for i in range(self.samples)]
+        others = await asyncio.gather(*(generate(answer.tier, r) for r in reqs))
+        mine = final_answer(answer.text)
+        agree = sum(1 for o in others if final_answer(o.text) == mine) / len(others)
+        return Verdict(self.name, 1.0 - agree, agree >= self.min_agreement,
+                       f"agreement {agree:.2f} on {mine[:20]!r}")

@@ -1,0 +1,35 @@
+"""Build a tier's verifiers from config; each module is imported only when used."""
+
+from __future__ import annotations
+
+from rung.config import (
+    ConsistencyVerifierConfig,
+    JsonVerifierConfig,
+    JudgeVerifierConfig,
+    LogprobVerifierConfig,
+    VerifierConfig,
+)
+from rung.verify.base import Verifier
+
+
+def build_verifier(cfg: VerifierConfig) -> Verifier:
+    if isinstance(cfg, LogprobVerifierConfig):
+        from rung.verify.confidence import LogprobVerifier
+
+        return LogprobVerifier(statistic=cfg.statistic, min_logprob=cfg.min_logprob)
+    if isinstance(cfg, JsonVerifierConfig):
+        from rung.verify.formats import JsonVerifier
+
+        return JsonVerifier()
+    if isinstance(cfg, ConsistencyVerifierConfig):
+        from rung.verify.consistency import ConsistencyVerifier
+
+        return ConsistencyVerifier(samples=cfg.samples, temperature=cfg.temperature,
+                                   min_agreement=cfg.min_agreement)
+    if isinstance(cfg, JudgeVerifierConfig):
+        from rung.verify.judge import JudgeVerifier
+
+        return JudgeVerifier(tier=cfg.tier, min_yes=cfg.min_yes)
+    from rung.verify.learned_check import LearnedVerifier
+
+    return LearnedVerifier(path=cfg.path, max_score=cfg.max_score)
