@@ -116,7 +116,7 @@ class Cascade:
         for i, name in enumerate(plan):
             is_last = i == len(plan) - 1
             checks = self._verifiers.get(name, ()) if verify and not is_last else ()
-            attempt: dict[str, Any] = {"tier": name}
+            attempt: dict[str, Any] = {"tier": name, "outcome": "pending"}
             route.attempts.append(attempt)
             if checks:
                 wants_lp = any(v.needs_logprobs for v in checks)
@@ -150,7 +150,7 @@ class Cascade:
             try:
                 async for chunk in stream:
                     if not streamed.chunks:
-                        route.tier = name
+                        route.tier, attempt["outcome"] = name, "answered"
                     streamed.chunks.append(chunk)
                     yield chunk
             except _FAILURES as exc:

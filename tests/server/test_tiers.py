@@ -1,0 +1,143 @@
+"""2- and 3-tier configs end to end: a real rung server, real upstream servers on
+loopback, the embedded model, and the official openai SDK."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+
+import openai
+import pytest
+
+from rung.devtools.upstream import UpstreamBehaviour
+from tests.conftest import LiveServer, config_of, rung_server, upstream_server, upstream_tier
+
+Q = [{"role": "user", "content": "What is 17+25?"}]
+SCHEMA = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}
+
+
+def _dead_url() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+@contextmanager
+def ladder(replies: list[str | None], *, dead: tuple[int, ...] = (),
+           verifiers: list[list[dict[str, object]]] | None = None,
+           **routing: object) -> Iterator[tuple[LiveServer, list[UpstreamBehaviour]]]:
+    """A rung server over one upstream per reply (tier i is called t{i})."""
+    with ExitStack() as stack:
+        behaviours = [UpstreamBehaviour(reply=r) for r in replies]
+        ups = [stack.enter_context(upstream_server(b)) for b in behaviours]
+        tiers = []
+        for i, up in enumerate(ups):
+            tier = upstream_tier(f"t{i}", _dead_url() if i in dead else up.url)
+            tier["verifiers"] = (verifiers or [[]] * len(ups))[i]
+            tier["cost"] = {"input_per_mtok": float(10 ** i), "output_per_mtok": float(10 ** i)}
+            tiers.append(tier)
+        server = stack.enter_context(rung_server(config_of(tiers=tiers, routing=routing)))
+        yield server, behaviours
+
+
+def _client(server: LiveServer) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
+
+
+def _ask(server: LiveServer, **kw: object) -> tuple[str, dict[str, str], dict[str, object]]:
+    raw = _client(server).chat.completions.with_raw_response.create(
+        model="rung", messages=kw.pop("messages", Q), **kw)  # type: ignore[arg-type]
+    body = json.loads(raw.http_response.text)
+    return body["choices"][0]["message"]["content"], dict(raw.headers), body["rung"]
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_routing_by_score(n: int) -> None:
+    replies = [f"answer from t{i}" for i in range(n)]
+    with ladder(replies, thresholds=[0.5] * (n - 1)) as (server, _):
+        for th, tier in (([1.0] * (n - 1), "t0"), ([0.0] * (n - 1), f"t{n - 1}"),
+                         ([0.0] + [1.0] * (n - 2), "t1")):
+            text, headers, info = _ask(server, extra_body={"rung": {"thresholds": th}})
+            assert text == f"answer from {tier}"
+            assert headers["x-rung-tier"] == tier and info["tier"] == tier
+            assert "score=" in headers["x-rung-route"] and info["score"] is not None
+
+
+def test_escalation_on_json_schema_rejection_three_tiers() -> None:
+    json_check = [{"type": "json"}]
+    with ladder(["not json", '{"a": "x"}', '{"a": 1}'],
+                verifiers=[json_check, json_check, []]) as (server, ups):
+        text, headers, info = _ask(server, response_format={
+            "type": "json_schema", "json_schema": {"name": "a", "schema": SCHEMA}})
+        assert json.loads(text) == {"a": 1}
+        assert headers["x-rung-tier"] == "t2"
+        assert [a["outcome"] for a in info["attempts"]] == ["rejected", "rejected", "answered"]
+        assert "t0:rejected(json=1.00-)" in headers["x-rung-route"]
+        assert info["escalations"] == 2 and info["cost"] > 0
+        assert [u.calls for u in ups] == [1, 1, 1]
+        # Without a JSON request the cheapest answer is accepted.
+        text, headers, _ = _ask(server)
+        assert text == "not json" and headers["x-rung-tier"] == "t0"
+
+
+def test_streaming_sees_only_the_verified_answer() -> None:
+    with ladder(["not json", '{"a": 1}'], verifiers=[[{"type": "json"}], []]) as (server, _):
+        chunks = list(_client(server).chat.completions.create(
+            model="rung", messages=Q, stream=True, response_format={"type": "json_object"}))  # type: ignore[arg-type]
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        assert text == '{"a": 1}'
+
+
+def test_fallback_past_a_dead_upstream_and_503_when_all_fail() -> None:
+    with ladder(["unused", "from t1"], dead=(0,)) as (server, _):
+        text, headers, info = _ask(server)
+        assert text == "from t1" and headers["x-rung-tier"] == "t1"
+        assert "t0:BackendUnavailable" in headers["x-rung-route"]
+    with ladder(["a", "b"], dead=(0, 1)) as (server, _):
+        with pytest.raises(openai.InternalServerError) as info:
+            _ask(server)
+        assert info.value.status_code == 503
+        err = info.value.response.json()["error"]
+        assert err["code"] == "no_tier_available" and err["type"] == "server_error"
+        assert "BackendUnavailable" in info.value.response.headers["x-rung-route"]
+
+
+def test_pin_a_tier_and_unknown_pin() -> None:
+    with ladder(["a", "b"]) as (server, _):
+        text, headers, info = _ask(server, extra_body={"rung": {"tier": "t1"}})
+        assert text == "b" and info["reason"] == "pinned"
+        with pytest.raises(openai.NotFoundError):
+            _ask(server, extra_body={"rung": {"tier": "t9"}})
+        with pytest.raises(openai.BadRequestError):
+            _ask(server, extra_body={"rung": {"thresholds": [0.1, 0.2]}})
+
+
+@pytest.mark.slow
+def test_real_model_logprob_verifier_gates_the_small_tier() -> None:
+    with upstream_server(UpstreamBehaviour(reply="42")) as up:
+        for min_lp, tier in ((-50.0, "small"), (-0.0001, "big")):
+            cfg = config_of(tiers=[
+                {"name": "small", "backend": {"type": "llama"},
+                 "verifiers": [{"type": "logprob", "min_logprob": min_lp}]},
+                upstream_tier("big", up.url)])
+            with rung_server(cfg) as server:
+                text, headers, info = _ask(server, max_tokens=24, temperature=0)
+                assert headers["x-rung-tier"] == tier
+                verdict = info["attempts"][0]["verdicts"][0]
+                assert verdict["name"] == "logprob" and "mean logprob" in verdict["detail"]
+                assert 0.0 <= verdict["score"] <= 1.0
+
+
+@pytest.mark.slow
+def test_real_model_as_judge() -> None:
+    with upstream_server(UpstreamBehaviour(reply="42")) as up:
+        cfg = config_of(tiers=[
+            upstream_tier("cheap", up.url) | {"verifiers": [{"type": "judge", "tier": "smol"}]},
+            {"name": "smol", "backend": {"type": "llama"}}])
+        with rung_server(cfg) as server:
+            _, _, info = _ask(server)
+            verdict = info["attempts"][0]["verdicts"][0]
+            assert verdict["name"] == "judge"
+            assert "P(yes)" in verdict["detail"] or "abstain" in verdict["detail"]
