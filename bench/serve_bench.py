@@ -76,49 +76,50 @@ def pct(values: list[float], q: float) -> float:
 
 
 # -- part 1: the model, direct vs through the server -------------------------------------
-def direct_runs(runs: int, max_tokens: int) -> list[dict[str, float]]:
-    from rung.backends.llama import _chat_formatter, _quiet_openmp
+class Direct:
+    """The embedded model called straight through llama-cpp-python, as rung loads it."""
 
-    _quiet_openmp()  # the same OpenMP wait policy as rung's own backend
-    from llama_cpp import Llama
+    def __init__(self) -> None:
+        from rung.backends.llama import _chat_formatter, _quiet_openmp
 
-    from rung.catalog import resolve
-    from rung.config import CatalogConfig
+        _quiet_openmp()  # the same OpenMP wait policy as rung's own backend
+        from llama_cpp import Llama
 
-    path = resolve("smollm2-135m", catalog=CatalogConfig())
-    llm = Llama(model_path=str(path), n_ctx=2048, n_threads=2, n_threads_batch=2,
-                verbose=False)
-    fmt = _chat_formatter(llm)
-    out = []
-    for i in range(runs):
-        prompt = fmt(messages=[{"role": "user", "content": PROMPTS[0].format(i=f"d{i}")}])
-        toks = llm.tokenize(prompt.prompt.encode(), add_bos=not prompt.added_special,
-                            special=True)
+        from rung.catalog import resolve
+        from rung.config import CatalogConfig
+
+        path = resolve("smollm2-135m", catalog=CatalogConfig())
+        self.llm = Llama(model_path=str(path), n_ctx=2048, n_threads=2, n_threads_batch=2,
+                         verbose=False)
+        self.fmt = _chat_formatter(self.llm)
+
+    def run(self, i: str, max_tokens: int) -> dict[str, float]:
+        prompt = self.fmt(messages=[{"role": "user", "content": PROMPTS[0].format(i=i)}])
+        toks = self.llm.tokenize(prompt.prompt.encode(), add_bos=not prompt.added_special,
+                                 special=True)
         t0 = time.perf_counter()
         first = last = 0.0
         n = 0
-        for _tok in llm.generate(toks, top_k=0, top_p=1.0, min_p=0.0, typical_p=1.0,
-                                 temp=0.0, repeat_penalty=1.0):
+        for _tok in self.llm.generate(toks, top_k=0, top_p=1.0, min_p=0.0, typical_p=1.0,
+                                      temp=0.0, repeat_penalty=1.0):
             now = time.perf_counter()
             if n == 0:
                 first = now
             last, n = now, n + 1
             if n >= max_tokens:
                 break
-        out.append({"prompt_tokens": len(toks), "ttft": first - t0,
-                    "prompt_tps": len(toks) / (first - t0),
-                    "gen_tps": (n - 1) / (last - first), "n": n})
-    llm.close()
-    return out
+        return {"prompt_tokens": len(toks), "ttft": first - t0,
+                "prompt_tps": len(toks) / (first - t0),
+                "gen_tps": (n - 1) / (last - first), "n": n}
 
 
-async def served_runs(url: str, runs: int, max_tokens: int) -> list[dict[str, float]]:
+async def served_run(url: str, i: str, max_tokens: int) -> list[dict[str, float]]:
     out = []
     async with aiohttp.ClientSession() as s:
-        for i in range(runs):
+        for i in [i]:
             body = {"model": "smollm2-135m", "max_tokens": max_tokens, "temperature": 0,
                     "stream": True, "stream_options": {"include_usage": True},
-                    "messages": [{"role": "user", "content": PROMPTS[0].format(i=f"s{i}")}]}
+                    "messages": [{"role": "user", "content": PROMPTS[0].format(i=i)}]}
             t0 = time.perf_counter()
             first = last = 0.0
             n_events, usage = 0, {}
@@ -146,10 +147,14 @@ def model_table(runs: int, max_tokens: int) -> str:
     url = f"http://127.0.0.1:{port}"
     proc = start([*RUNG, "serve", "--port", str(port)], f"{url}/readyz")
     try:
+        model = Direct()
+        model.run("warm-up", max_tokens)  # first calls are slower on both paths
+        asyncio.run(served_run(url, "warm-up", max_tokens))
         direct, served = [], []
-        for i in range(runs):  # interleaved so that drift hits both sides alike
-            direct += direct_runs(1, max_tokens)
-            served += asyncio.run(served_runs(url, 1, max_tokens))
+        for i in range(runs):  # interleaved so that drift hits both sides alike; distinct
+            # prompts so that neither side reuses a cached prompt
+            direct.append(model.run(f"d{i}", max_tokens))
+            served += asyncio.run(served_run(url, f"s{i}", max_tokens))
         cur, peak = rss_mb(proc.pid)
     finally:
         proc.terminate()
