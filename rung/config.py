@@ -167,12 +167,24 @@ class CatalogConfig(_Frozen):
     )
 
 
+DEFAULT_STORE = "sqlite:///~/.local/share/rung/traces.db"
+
+
+class StoreConfig(_Frozen):
+    url: str = Field(DEFAULT_STORE, description="Trace store: `sqlite:///PATH` (`~` expands; "
+                     "`sqlite:////abs/path` for an absolute path). `rung serve --store` and "
+                     "`rung traces --store` override it.")
+    redact: bool = Field(False, description="Keep prompts and answers out of traces "
+                         "(hashes, tokens, costs and routes are still stored).")
+
+
 class Config(_Frozen):
     alias: str = Field(
         "rung", min_length=1, description="Model name that means 'let rung choose the tier'."
     )
     server: ServerConfig = Field(default_factory=ServerConfig, description="HTTP server.")
     catalog: CatalogConfig = Field(default_factory=CatalogConfig, description="Model files.")
+    store: StoreConfig = Field(default_factory=StoreConfig, description="Where traces go.")
     routing: RoutingConfig = Field(default_factory=RoutingConfig,
                                    description="Routing and the cascade.")
     tiers: tuple[TierConfig, ...] = Field(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import tempfile
 import threading
 import time
 import urllib.error
@@ -99,10 +100,15 @@ def wait_ready(url: str, timeout: float = 60) -> None:
 
 
 @contextmanager
-def rung_server(config: Config) -> Iterator[LiveServer]:
-    with live(create_app(config)) as server:
-        wait_ready(server.url)
-        yield server
+def rung_server(config: Config, store: Path | None = None) -> Iterator[LiveServer]:
+    """rung on loopback; its traces go to ``store`` (a fresh temporary file by default)."""
+    from rung.store.sqlite import SqliteStore
+
+    with tempfile.TemporaryDirectory() as tmp:
+        app = create_app(config, store=SqliteStore(store or Path(tmp) / "traces.db"))
+        with live(app) as server:
+            wait_ready(server.url)
+            yield server
 
 
 @pytest.fixture(scope="session")

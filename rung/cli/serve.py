@@ -13,6 +13,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     add_config_arg(p)
     p.add_argument("--host", default=None, help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=None, help="port to bind (default 8080)")
+    p.add_argument("--store", default=None, metavar="URL",
+                   help="trace store, sqlite:///PATH (default: config store.url, "
+                   "sqlite:///~/.local/share/rung/traces.db)")
     p.set_defaults(func=run)
 
 
@@ -26,5 +29,8 @@ def run(args: argparse.Namespace) -> int:
     if overrides:
         config = config.model_copy(update={
             "server": config.server.model_copy(update=overrides)})
+    if args.store is not None:
+        config = config.model_copy(update={
+            "store": config.store.model_copy(update={"url": args.store})})
     serve(config)
     return 0

@@ -20,7 +20,7 @@ def final_answer(text: str) -> str:
     tail = text.rsplit("####", 1)[-1]
     numbers = _NUMBER.findall(tail)
     if numbers:
-        n = numbers[-1].replace(",", "")
+        n = str(numbers[-1]).replace(",", "")
         if "." in n:
             n = n.rstrip("0").rstrip(".")
         return n

@@ -21,7 +21,7 @@ class JsonVerifier:
             return Verdict(self.name, 0.0, True, "json not requested")
         try:
             value = json.loads(answer.text)
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             return Verdict(self.name, 1.0, False, f"invalid JSON: {exc.msg}")
         if rf.type == "json_schema" and rf.schema is not None:
             import jsonschema

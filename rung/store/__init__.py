@@ -1,0 +1,1 @@
+"""Trace storage: every accepted request leaves one trace (see ``trace``)."""

@@ -1,0 +1,43 @@
+"""The trace-store interface and the one place a store URL becomes a store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Protocol
+
+from rung.errors import ConfigError
+from rung.store.trace import Trace
+
+
+class TraceStore(Protocol):
+    async def write(self, trace: Trace) -> None:
+        """Return once the trace is durable."""
+        ...
+
+    def query(self, *, since: float | None = None, until: float | None = None,
+              tier: str | None = None, key_id: str | None = None,
+              escalated: bool | None = None, errors: bool | None = None,
+              limit: int | None = None, newest_first: bool = False) -> Iterator[Trace]: ...
+
+    def count(self) -> int: ...
+
+    def close(self) -> None: ...
+
+
+def sqlite_path(url: str) -> Path:
+    """``sqlite:///rel/or/~/path`` -> a path; ``sqlite:////abs`` -> ``/abs``."""
+    rest = url.removeprefix("sqlite:///")
+    if not rest:
+        raise ConfigError(f"store URL {url!r} has no path")
+    return Path(rest).expanduser()
+
+
+def open_store(url: str) -> TraceStore:
+    if url.startswith("sqlite:///"):
+        from rung.store.sqlite import SqliteStore
+
+        return SqliteStore(sqlite_path(url))
+    if url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError("the Postgres trace store is not built yet; use sqlite:///PATH")
+    raise ConfigError(f"unknown store URL {url!r}: expected sqlite:///PATH")

@@ -1,0 +1,159 @@
+"""Every request leaves exactly one trace, on real SQLite, through a real server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import sqlite3
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from rung.cli.main import main
+from rung.devtools.upstream import UpstreamBehaviour
+from rung.store.sqlite import MIGRATIONS, SqliteStore, migrate
+from rung.store.trace import Trace
+from tests.conftest import config_of, http, rung_server, upstream_server, upstream_tier
+
+COST0 = {"input_per_mtok": 1.0, "output_per_mtok": 2.0}
+COST1 = {"input_per_mtok": 10.0, "output_per_mtok": 20.0}
+
+
+async def _fire(url: str, n: int, conc: int = 16) -> list[int]:
+    statuses: list[int] = []
+    sem = asyncio.Semaphore(conc)
+
+    async def one(i: int, s: aiohttp.ClientSession) -> None:
+        body = {"model": "rung", "messages": [{"role": "user", "content": f"q{i} a b"}]}
+        if i % 5 == 0:  # every fifth asks for JSON: tier 0's JSON check rejects it
+            body["response_format"] = {"type": "json_object"}
+        async with sem, s.post(f"{url}/v1/chat/completions", json=body) as r:
+            await r.read()
+            statuses.append(r.status)
+
+    async with aiohttp.ClientSession() as s:
+        await asyncio.gather(*(one(i, s) for i in range(n)))
+    return statuses
+
+
+def _metric(text: str, name: str, **labels: str) -> float:
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_500_requests_leave_500_exact_traces(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    with upstream_server(UpstreamBehaviour(reply="plain words here")) as a, \
+            upstream_server(UpstreamBehaviour(reply='{"ok": true}')) as b:
+        cfg = config_of(tiers=[upstream_tier("small", a.url) | {
+            "cost": COST0, "verifiers": [{"type": "json"}]},
+            upstream_tier("big", b.url) | {"cost": COST1}])
+        with rung_server(cfg, store=db) as server:
+            statuses = asyncio.run(_fire(server.url, 500))
+            metrics = http("GET", f"{server.url}/metrics").body.decode()
+    assert statuses == [200] * 500
+    store = SqliteStore(db)
+    traces = list(store.query())
+    store.close()
+    assert len(traces) == 500 and len({t.id for t in traces}) == 500
+    by_tier = {"small": [t for t in traces if t.tier == "small"],
+               "big": [t for t in traces if t.tier == "big"]}
+    assert (len(by_tier["small"]), len(by_tier["big"])) == (400, 100)
+    for t in traces:
+        words = len(t.messages[-1]["content"].split())  # the upstream counts words
+        assert t.status == "ok" and t.input_tokens == words
+        if t.tier == "small":
+            assert t.output_tokens == 3 and not t.escalated
+            assert t.cost == pytest.approx((words * 1.0 + 3 * 2.0) / 1e6)
+        else:
+            assert t.output_tokens == 2 and t.escalated
+            # both tiers' generations are paid for
+            assert t.cost == pytest.approx((words * 1.0 + 3 * 2.0 + words * 10.0 + 2 * 20.0)
+                                           / 1e6)
+            assert [a["outcome"] for a in t.route["attempts"]] == ["rejected", "answered"]
+    assert _metric(metrics, "rung_requests_total", tier="small", status="ok") == 400
+    assert _metric(metrics, "rung_requests_total", tier="big", status="ok") == 100
+    assert _metric(metrics, "rung_escalations_total", tier="small", reason="rejected") == 100
+    for tier, ts in by_tier.items():
+        assert _metric(metrics, "rung_tokens_total", tier=tier, kind="completion") == \
+            sum(t.output_tokens for t in ts)
+        assert _metric(metrics, "rung_cost_total", tier=tier) == \
+            pytest.approx(sum(t.cost for t in ts))
+
+
+def test_failures_leave_traces_too(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    cfg = config_of(server={"max_body_bytes": 2048},
+                    tiers=[upstream_tier("dead", "http://127.0.0.1:9")])
+    with rung_server(cfg, store=db) as server:
+        url = f"{server.url}/v1/chat/completions"
+        assert http("POST", url, b"{nope").status == 400
+        assert http("POST", url, {"model": "x", "messages": [{"role": "user",
+                                                              "content": "x"}]}).status == 404
+        assert http("POST", url, b"x" * 5000).status == 413
+        assert http("POST", url, {"model": "dead", "messages": [
+            {"role": "user", "content": "hi"}]}).status == 502
+    store = SqliteStore(db)
+    statuses = sorted(t.status for t in store.query())
+    store.close()
+    assert statuses == ["backend_unavailable", "invalid_json", "model_not_found",
+                        "request_too_large"]
+
+
+def test_redaction(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    with upstream_server() as up:
+        cfg = config_of(store={"redact": True}, tiers=[upstream_tier("up", up.url)])
+        with rung_server(cfg, store=db) as server:
+            http("POST", f"{server.url}/v1/chat/completions",
+                 {"model": "up", "messages": [{"role": "user", "content": "secret"}]})
+    raw = db.read_bytes() + (db.parent / "t.db-wal").read_bytes() \
+        if (db.parent / "t.db-wal").exists() else db.read_bytes()
+    assert b"secret" not in raw
+    store = SqliteStore(db)
+    (t,) = list(store.query())
+    store.close()
+    assert t.messages is None and t.response is None and t.prompt_hash
+
+
+def test_migrations_are_idempotent_and_versioned(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "m.db", isolation_level=None)
+    assert migrate(conn) == len(MIGRATIONS)
+    assert migrate(conn) == len(MIGRATIONS)
+    assert conn.execute("SELECT COUNT(*) FROM schema_version").fetchone()[0] == len(MIGRATIONS)
+
+
+def test_cli_export_and_list(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "t.db"
+    store = SqliteStore(db)
+    for i in range(6):
+        store.write_sync(Trace(id=f"t{i}", time=1_700_000_000 + i, model="rung",
+                               tier="small" if i % 2 else "big", escalated=i % 2 == 0,
+                               status="ok" if i < 5 else "backend_timeout",
+                               input_tokens=i, output_tokens=2 * i, latency_ms=1.5,
+                               cost=0.001 * i))
+    store.close()
+    url = f"sqlite:///{db}"
+    assert main(["traces", "export", "--store", url, "--format", "jsonl"]) == 0
+    rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [r["id"] for r in rows] == [f"t{i}" for i in range(6)]
+    for key in ("id", "time", "tier", "status", "input_tokens", "output_tokens",
+                "latency_ms", "cost", "escalated"):
+        assert key in rows[0]
+    assert main(["traces", "export", "--store", url, "--format", "csv", "--tier", "small",
+                 "--ok"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("id,time,tier,status") and len(lines) == 1 + 2  # t1, t3
+    assert main(["traces", "list", "--store", url, "--errors"]) == 0
+    out = capsys.readouterr().out
+    assert "backend_timeout" in out and len(out.strip().splitlines()) == 2
+    assert main(["traces", "list", "--store", url, "--escalated", "--since",
+                 "1700000002"]) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == 1 + 2  # t2, t4
+    assert main(["traces", "list", "--store", f"sqlite:///{tmp_path}/none.db"]) == 1
+    assert re.search(r"no trace store", capsys.readouterr().err)
