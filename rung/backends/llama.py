@@ -35,6 +35,10 @@ log = logging.getLogger("rung.backends.llama")
 
 _END = object()
 
+# llama.cpp's model loading touches process-wide state: loading two models at once from
+# two threads ended the process silently (exit status 0, no output). Loads take turns.
+_LOAD_LOCK = threading.Lock()
+
 
 @dataclass(eq=False)
 class _Job:
@@ -110,16 +114,11 @@ class LlamaBackend:
 
         path = resolve(self._cfg.model, catalog=self._catalog)
         self.model_path = str(path)
-        llms = []
-        for _ in range(self._cfg.instances):
-            llms.append(Llama(
-                model_path=str(path),
-                n_ctx=self._cfg.n_ctx,
-                n_batch=self._cfg.n_batch,
-                n_threads=self._cfg.n_threads,
-                n_threads_batch=self._cfg.n_threads,
-                verbose=False,
-            ))
+        with _LOAD_LOCK:
+            llms = [Llama(model_path=str(path), n_ctx=self._cfg.n_ctx,
+                          n_batch=self._cfg.n_batch, n_threads=self._cfg.n_threads,
+                          n_threads_batch=self._cfg.n_threads, verbose=False)
+                    for _ in range(self._cfg.instances)]
         self._formatter = _chat_formatter(llms[0])
         return llms
 

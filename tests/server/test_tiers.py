@@ -141,3 +141,23 @@ def test_real_model_as_judge() -> None:
             verdict = info["attempts"][0]["verdicts"][0]
             assert verdict["name"] == "judge"
             assert "P(yes)" in verdict["detail"] or "abstain" in verdict["detail"]
+
+
+@pytest.mark.slow
+def test_two_local_tiers_load_together_and_answer_concurrently() -> None:
+    """Loading two models at once once ended the process silently; loads now take turns."""
+    cfg = config_of(tiers=[{"name": "a", "backend": {"type": "llama"}},
+                           {"name": "b", "backend": {"type": "llama", "n_threads": 1}}])
+    with rung_server(cfg) as server:
+        import asyncio
+
+        client = openai.AsyncOpenAI(base_url=f"{server.url}/v1", api_key="x", max_retries=0)
+
+        async def both() -> list[str]:
+            rs = await asyncio.gather(*(client.chat.completions.create(
+                model=m, messages=Q, max_tokens=8, temperature=0) for m in ("a", "b", "a", "b")))  # type: ignore[arg-type]
+            await client.close()
+            return [r.choices[0].message.content or "" for r in rs]
+
+        answers = asyncio.run(both())
+        assert answers[0] == answers[2] and answers[1] == answers[3] and answers[0]
