@@ -89,6 +89,8 @@ class LlamaBackend:
         self._workers: list[asyncio.Task[None]] = []
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._admitted = 0
+        self._running = 0
+        self._running_lock = threading.Lock()
         self._loaded = asyncio.Event()
         self._load_error: BaseException | None = None
         self._grammars: dict[str, Any] = {}
@@ -107,6 +109,11 @@ class LlamaBackend:
     @property
     def in_flight(self) -> int:
         return self._admitted
+
+    @property
+    def running(self) -> int:
+        """Generations executing on model threads right now."""
+        return self._running
 
     def _load(self) -> list[Any]:
         _quiet_openmp()
@@ -162,11 +169,8 @@ class LlamaBackend:
         loop = asyncio.get_running_loop()
         while True:
             job = await self._queue.get()
-            try:
-                if not job.cancelled.is_set():
-                    await asyncio.shield(loop.run_in_executor(self._executor, self._run, llm, job))
-            finally:
-                self._admitted -= 1
+            if not job.cancelled.is_set():
+                await asyncio.shield(loop.run_in_executor(self._executor, self._run, llm, job))
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
         if not self._loaded.is_set():
@@ -177,6 +181,9 @@ class LlamaBackend:
         if self._admitted >= self._cfg.instances + self._cfg.queue_size:
             raise Overloaded(f"tier {self.name}: queue is full ({self._cfg.queue_size} waiting)")
         job = _Job(request, asyncio.get_running_loop())
+        # A request holds its admission until its consumer is done with it (not until the
+        # thread winds down), so a client that sends the next request the moment it has
+        # the last answer is never refused for a slot that is being released.
         self._admitted += 1
         self._queue.put_nowait(job)
         try:
@@ -189,6 +196,7 @@ class LlamaBackend:
                 yield item
         finally:
             job.cancelled.set()
+            self._admitted -= 1
 
     # -- the generation thread ------------------------------------------------------------
     def _grammar(self, request: ChatRequest) -> Any:
@@ -214,6 +222,8 @@ class LlamaBackend:
         return self._grammars[key]
 
     def _run(self, llm: Any, job: _Job) -> None:
+        with self._running_lock:
+            self._running += 1
         try:
             self._generate(llm, job)
         except RungError as exc:
@@ -221,6 +231,9 @@ class LlamaBackend:
         except Exception as exc:
             log.exception("tier %s: generation failed", self.name)
             job.emit(BackendError(f"tier {self.name}: generation failed: {exc}"))
+        finally:
+            with self._running_lock:
+                self._running -= 1
         job.emit(_END)
 
     def _generate(self, llm: Any, job: _Job) -> None:

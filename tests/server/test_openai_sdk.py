@@ -135,6 +135,6 @@ def test_route_is_reported(smol: LiveServer) -> None:
     raw = _client(smol).chat.completions.with_raw_response.create(
         model="rung", messages=Q, max_tokens=4, temperature=0)  # type: ignore[arg-type]
     assert raw.headers["x-rung-tier"] == "smollm2-135m"
-    assert "cheapest-first" in raw.headers["x-rung-route"]
+    assert "reason=no-thresholds" in raw.headers["x-rung-route"]
     body = json.loads(raw.http_response.text)
     assert body["rung"]["tier"] == "smollm2-135m"
