@@ -6,6 +6,9 @@
     ├── RequestError            the client's request is wrong (HTTP 400)
     │   ├── ContextLengthExceeded   prompt + max_tokens exceed the context (400)
     │   └── UnknownModel            no tier or alias has that name (404)
+    ├── AuthError               no key, a wrong key or a revoked key (401)
+    │   └── Forbidden               a valid key without the right (403)
+    ├── RateLimited             a key is over its rate limit or budget (429 + retry-after)
     ├── Overloaded              a bounded queue is full (503 + retry-after)
     ├── BackendError            a backend failed to answer
     │   ├── BackendTimeout          it did not answer in time
@@ -57,6 +60,27 @@ class ContextLengthExceeded(RequestError):
 class UnknownModel(RequestError):
     status = 404
     code = "model_not_found"
+
+
+class AuthError(RungError):
+    status = 401
+    type = "invalid_request_error"
+    code = "invalid_api_key"
+
+
+class Forbidden(AuthError):
+    status = 403
+    code = "forbidden"
+
+
+class RateLimited(RungError):
+    status = 429
+    type = "rate_limit_error"
+    code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, *, retry_after_s: float, code: str | None = None):
+        super().__init__(message, code=code)
+        self.retry_after_s = retry_after_s
 
 
 class Overloaded(RungError):

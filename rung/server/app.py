@@ -9,13 +9,14 @@ from typing import Any
 
 from aiohttp import web
 
+from rung.auth.access import Access, auth_required
 from rung.config import Config
 from rung.errors import RungError
 from rung.gateway import Gateway
 from rung.metrics import Metrics
 from rung.server.chat import chat_completions
-from rung.server.errors import plain_error
-from rung.store.base import TraceStore, open_store
+from rung.server.errors import error_response, plain_error
+from rung.store.base import TraceStore, open_store, sqlite_path
 
 log = logging.getLogger("rung.server")
 
@@ -23,16 +24,30 @@ GATEWAY = web.AppKey("gateway", Gateway)
 METRICS = web.AppKey("metrics", Metrics)
 CONFIG = web.AppKey("config", Config)
 STORE = web.AppKey("store", TraceStore)
+ACCESS = web.AppKey("access", Access | None)  # type: ignore[arg-type]
 _TASKS = web.AppKey("tasks", list)
 
 
 async def _chat(request: web.Request) -> web.StreamResponse:
     app = request.app
     return await chat_completions(request, config=app[CONFIG], gateway=app[GATEWAY],
-                                  metrics=app[METRICS], store=app[STORE])
+                                  metrics=app[METRICS], store=app[STORE], access=app[ACCESS])
+
+
+def _gate(request: web.Request, *, admin: bool = False) -> web.Response | None:
+    access = request.app[ACCESS]
+    if access is None:
+        return None
+    try:
+        access.authenticate(request.headers.get("Authorization"), admin=admin)
+    except RungError as exc:
+        return error_response(exc)
+    return None
 
 
 async def list_models(request: web.Request) -> web.Response:
+    if (denied := _gate(request)) is not None:
+        return denied
     config = request.app[CONFIG]
     created = int(time.time())
     data = [{"id": config.alias, "object": "model", "created": created, "owned_by": "rung"}]
@@ -53,6 +68,8 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics_endpoint(request: web.Request) -> web.Response:
+    if (denied := _gate(request, admin=True)) is not None:
+        return denied
     return web.Response(body=request.app[METRICS].render(),
                         headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
@@ -85,6 +102,10 @@ def create_app(config: Config, *, gateway: Gateway | None = None,
     app[GATEWAY] = gw
     app[METRICS] = Metrics(state)
     app[STORE] = store if store is not None else open_store(config.store.url)
+    app[ACCESS] = None
+    if auth_required(config.server.auth, config.server.host):
+        db = getattr(app[STORE], "path", None)
+        app[ACCESS] = Access(db if db is not None else sqlite_path(config.store.url))
     app[_TASKS] = []
 
     async def on_startup(app: web.Application) -> None:
@@ -100,6 +121,8 @@ def create_app(config: Config, *, gateway: Gateway | None = None,
             task.cancel()
         await gw.aclose()
         await asyncio.to_thread(app[STORE].close)
+        if app[ACCESS] is not None:
+            app[ACCESS].close()
 
     app.on_startup.append(on_startup)
     app.on_cleanup.append(on_cleanup)

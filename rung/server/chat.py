@@ -15,6 +15,8 @@ from typing import Any
 
 from aiohttp import web
 
+from rung.auth.access import Access
+from rung.auth.keys import ApiKey
 from rung.backends.base import Chunk, TokenLogprob, Usage
 from rung.cascade import Route
 from rung.config import Config
@@ -43,6 +45,8 @@ class Exchange:
     t_first: float | None = None
     route: Route | None = None
     finished: bool = False
+    access: Access | None = None
+    key: ApiKey | None = None
 
     def first_token(self) -> None:
         if self.t_first is None:
@@ -85,14 +89,25 @@ class Exchange:
                 outcome = attempt.get("outcome")
                 if outcome not in ("answered", "pending"):
                     m.escalations.labels(attempt["tier"], outcome).inc()
+        if self.access is not None and self.key is not None:
+            self.access.record(self.key, tokens=t.input_tokens + t.output_tokens, cost=t.cost)
         await asyncio.shield(self.store.write(t))
 
 
 async def chat_completions(request: web.Request, *, config: Config, gateway: Gateway,
-                           metrics: Metrics, store: TraceStore) -> web.StreamResponse:
+                           metrics: Metrics, store: TraceStore,
+                           access: Access | None) -> web.StreamResponse:
     rid = f"chatcmpl-{uuid.uuid4().hex}"
     ex = Exchange(metrics, store, config.store.redact,
-                  Trace(id=rid, time=time.time(), model=""))
+                  Trace(id=rid, time=time.time(), model=""), access=access)
+    if access is not None:
+        try:
+            ex.key = access.authenticate(request.headers.get("Authorization"))
+            ex.trace.key_id = ex.key.id
+            access.admit(ex.key)
+        except RungError as exc:
+            await ex.finish(status=exc.code or "error", error=exc.message)
+            return error_response(exc)
     limit = config.server.max_body_bytes
     try:
         if request.content_length is not None and request.content_length > limit:

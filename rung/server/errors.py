@@ -7,7 +7,7 @@ import math
 import orjson
 from aiohttp import web
 
-from rung.errors import Overloaded, RungError
+from rung.errors import Overloaded, RateLimited, RungError
 
 
 def error_body(message: str, *, type_: str, param: str | None, code: str | None) -> bytes:
@@ -17,7 +17,7 @@ def error_body(message: str, *, type_: str, param: str | None, code: str | None)
 
 def error_response(exc: RungError) -> web.Response:
     headers = {}
-    if isinstance(exc, Overloaded):
+    if isinstance(exc, Overloaded | RateLimited):
         headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))
     return web.Response(status=exc.status, headers=headers, content_type="application/json",
                         body=error_body(exc.message, type_=exc.type, param=exc.param,

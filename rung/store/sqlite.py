@@ -46,6 +46,21 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX traces_time ON traces(time);
     CREATE INDEX traces_tier ON traces(tier, time);
     """,
+    """
+    CREATE TABLE api_keys (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        hash TEXT NOT NULL UNIQUE,
+        created REAL NOT NULL,
+        revoked REAL,
+        admin INTEGER NOT NULL,
+        rpm INTEGER,
+        tpm INTEGER,
+        daily_budget REAL,
+        monthly_budget REAL
+    );
+    CREATE INDEX traces_key ON traces(key_id, time);
+    """,
 )
 
 COLUMNS = ("id", "time", "model", "status", "tier", "key_id", "escalated", "stream",

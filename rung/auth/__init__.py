@@ -1,0 +1,1 @@
+"""Access: API keys (stored hashed), per-key rate limits and budgets."""

@@ -1,0 +1,97 @@
+"""API keys, stored as SHA-256 hashes beside the traces (the secret is shown once).
+
+Keys are 256-bit random tokens, so a fast hash is enough: there is nothing to
+brute-force that a slow hash would protect.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from rung.errors import ConfigError
+from rung.store.sqlite import connect
+
+PREFIX = "rk-"
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    id: str
+    name: str
+    created: float
+    revoked: float | None
+    admin: bool
+    rpm: int | None  # requests per minute
+    tpm: int | None  # tokens per minute
+    daily_budget: float | None  # cost per UTC day
+    monthly_budget: float | None  # cost per UTC month
+
+
+def key_hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+_COLS = "id, name, created, revoked, admin, rpm, tpm, daily_budget, monthly_budget"
+
+
+def _row(r: tuple[object, ...]) -> ApiKey:
+    return ApiKey(id=str(r[0]), name=str(r[1]), created=float(r[2]),  # type: ignore[arg-type]
+                  revoked=r[3], admin=bool(r[4]), rpm=r[5], tpm=r[6],  # type: ignore[arg-type]
+                  daily_budget=r[7], monthly_budget=r[8])  # type: ignore[arg-type]
+
+
+class KeyStore:
+    """Create, list, revoke and look up keys in the store's SQLite file."""
+
+    def __init__(self, path: Path) -> None:
+        self._conn: sqlite3.Connection = connect(path)
+
+    def create(self, name: str, *, admin: bool = False, rpm: int | None = None,
+               tpm: int | None = None, daily_budget: float | None = None,
+               monthly_budget: float | None = None) -> tuple[ApiKey, str]:
+        """Returns the key and its secret; only the hash is stored."""
+        for v, what in ((rpm, "rpm"), (tpm, "tpm"), (daily_budget, "daily budget"),
+                        (monthly_budget, "monthly budget")):
+            if v is not None and v < 0:
+                raise ConfigError(f"{what} must not be negative")
+        secret = PREFIX + secrets.token_urlsafe(32)
+        key = ApiKey(id="key_" + secrets.token_hex(6), name=name, created=time.time(),
+                     revoked=None, admin=admin, rpm=rpm, tpm=tpm, daily_budget=daily_budget,
+                     monthly_budget=monthly_budget)
+        self._conn.execute(
+            f"INSERT INTO api_keys ({_COLS}, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (key.id, key.name, key.created, None, int(admin), rpm, tpm, daily_budget,
+             monthly_budget, key_hash(secret)))
+        return key, secret
+
+    def list(self) -> list[ApiKey]:
+        return [_row(r) for r in self._conn.execute(
+            f"SELECT {_COLS} FROM api_keys ORDER BY created")]
+
+    def revoke(self, key_id: str) -> None:
+        cur = self._conn.execute("UPDATE api_keys SET revoked = ? WHERE id = ? AND revoked "
+                                 "IS NULL", (time.time(), key_id))
+        if cur.rowcount == 0:
+            raise ConfigError(f"no active key with id {key_id}")
+
+    def lookup(self, secret: str) -> ApiKey | None:
+        """The key with this secret, revoked or not; None when unknown."""
+        r = self._conn.execute(f"SELECT {_COLS} FROM api_keys WHERE hash = ?",
+                               (key_hash(secret),)).fetchone()
+        return _row(r) if r else None
+
+    def spent_since(self, key_id: str, since: float) -> float:
+        r = self._conn.execute("SELECT COALESCE(SUM(cost), 0) FROM traces WHERE key_id = ? "
+                               "AND time >= ?", (key_id, since)).fetchone()
+        return float(r[0])
+
+    def any_keys(self) -> bool:
+        return self._conn.execute("SELECT 1 FROM api_keys LIMIT 1").fetchone() is not None
+
+    def close(self) -> None:
+        self._conn.close()

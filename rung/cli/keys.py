@@ -1,0 +1,82 @@
+"""``rung keys``: create, list and revoke API keys (stored hashed with the traces)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from rung.cli.common import add_config_arg, config_from
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("keys", help="create, list and revoke API keys")
+    ksub = p.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    create = ksub.add_parser("create", help="create a key and print its secret once")
+    create.add_argument("--name", required=True)
+    create.add_argument("--admin", action="store_true", help="may read /metrics and admin "
+                        "endpoints")
+    create.add_argument("--rpm", type=int, default=None, help="requests per minute")
+    create.add_argument("--tpm", type=int, default=None, help="tokens per minute")
+    create.add_argument("--daily-budget", type=float, default=None, help="cost per UTC day")
+    create.add_argument("--monthly-budget", type=float, default=None,
+                        help="cost per UTC month")
+    create.set_defaults(func=_create)
+    lst = ksub.add_parser("list", help="list keys (never their secrets)")
+    lst.set_defaults(func=_list)
+    revoke = ksub.add_parser("revoke", help="revoke a key by id; it gets 401 at once")
+    revoke.add_argument("id")
+    revoke.set_defaults(func=_revoke)
+    for q in (create, lst, revoke):
+        add_config_arg(q)
+        q.add_argument("--store", default=None, metavar="URL",
+                       help="store holding the keys (default: config store.url)")
+
+
+def _keys(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from rung.auth.keys import KeyStore
+    from rung.store.base import sqlite_path
+
+    url = args.store or config_from(args).store.url
+    if not url.startswith("sqlite:///"):
+        from rung.errors import ConfigError
+
+        raise ConfigError("keys live in a sqlite:/// store")
+    return KeyStore(sqlite_path(url))
+
+
+def _create(args: argparse.Namespace) -> int:
+    store = _keys(args)
+    try:
+        key, secret = store.create(args.name, admin=args.admin, rpm=args.rpm, tpm=args.tpm,
+                                   daily_budget=args.daily_budget,
+                                   monthly_budget=args.monthly_budget)
+    finally:
+        store.close()
+    print(f"{key.id}\t{secret}")
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    store = _keys(args)
+    try:
+        print(f"{'ID':<17} {'NAME':<16} {'CREATED':<17} {'STATE':<8} {'ADMIN':<6} "
+              f"{'RPM':>6} {'TPM':>8} {'DAY':>8} {'MONTH':>8}")
+        for k in store.list():
+            created = time.strftime("%Y-%m-%d %H:%M", time.localtime(k.created))
+            state = "revoked" if k.revoked else "active"
+            print(f"{k.id:<17} {k.name[:16]:<16} {created:<17} {state:<8} "
+                  f"{'yes' if k.admin else 'no':<6} {k.rpm or '-':>6} {k.tpm or '-':>8} "
+                  f"{k.daily_budget or '-':>8} {k.monthly_budget or '-':>8}")
+    finally:
+        store.close()
+    return 0
+
+
+def _revoke(args: argparse.Namespace) -> int:
+    store = _keys(args)
+    try:
+        store.revoke(args.id)
+    finally:
+        store.close()
+    print(f"revoked {args.id}")
+    return 0
