@@ -5,6 +5,7 @@
     ├── ModelSourceError        a GGUF could not be found, fetched or verified
     ├── RequestError            the client's request is wrong (HTTP 400)
     │   ├── ContextLengthExceeded   prompt + max_tokens exceed the context (400)
+    │   ├── PayloadTooLarge         the body is over the size limit (413)
     │   └── UnknownModel            no tier or alias has that name (404)
     ├── AuthError               no key, a wrong key or a revoked key (401)
     │   └── Forbidden               a valid key without the right (403)
@@ -55,6 +56,11 @@ class RequestError(RungError):
 
 class ContextLengthExceeded(RequestError):
     code = "context_length_exceeded"
+
+
+class PayloadTooLarge(RequestError):
+    status = 413
+    code = "request_too_large"
 
 
 class UnknownModel(RequestError):

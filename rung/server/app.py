@@ -24,7 +24,7 @@ GATEWAY = web.AppKey("gateway", Gateway)
 METRICS = web.AppKey("metrics", Metrics)
 CONFIG = web.AppKey("config", Config)
 STORE = web.AppKey("store", TraceStore)
-ACCESS = web.AppKey("access", Access | None)  # type: ignore[arg-type]
+ACCESS: web.AppKey[Access | None] = web.AppKey("access")
 _TASKS = web.AppKey("tasks", list)
 
 
@@ -121,8 +121,9 @@ def create_app(config: Config, *, gateway: Gateway | None = None,
             task.cancel()
         await gw.aclose()
         await asyncio.to_thread(app[STORE].close)
-        if app[ACCESS] is not None:
-            app[ACCESS].close()
+        access = app[ACCESS]
+        if access is not None:
+            access.close()
 
     app.on_startup.append(on_startup)
     app.on_cleanup.append(on_cleanup)

@@ -20,7 +20,7 @@ from rung.auth.keys import ApiKey
 from rung.backends.base import Chunk, TokenLogprob, Usage
 from rung.cascade import Route
 from rung.config import Config
-from rung.errors import RequestError, RungError
+from rung.errors import PayloadTooLarge, RungError
 from rung.gateway import Gateway
 from rung.metrics import Metrics
 from rung.server import wire
@@ -114,11 +114,9 @@ async def chat_completions(request: web.Request, *, config: Config, gateway: Gat
             raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
-        exc = RequestError(f"Request body is larger than the limit of {limit} bytes.",
-                           code="request_too_large")
-        exc.status = 413
-        await ex.finish(status="request_too_large", error=exc.message)
-        return error_response(exc)
+        too_large = PayloadTooLarge(f"Request body is larger than the limit of {limit} bytes.")
+        await ex.finish(status=too_large.code, error=too_large.message)
+        return error_response(too_large)
     try:
         body, req = wire.parse_chat_request(raw, max_messages=config.server.max_messages)
         ex.trace.model, ex.trace.stream = body.model, bool(body.stream)
