@@ -74,6 +74,15 @@ class OpenAIBackendConfig(_Frozen):
     connect_timeout_s: float = Field(5.0, gt=0, description="Connect timeout.")
     timeout_s: float = Field(120.0, gt=0, description="Total timeout per upstream call.")
     max_connections: int = Field(256, ge=1, description="Connection-pool size.")
+    retries: int = Field(2, ge=0, le=10, description="Retries of a retryable failure "
+                         "(connect error, timeout, 429, 5xx) before any text has streamed.")
+    backoff_s: float = Field(0.1, ge=0, description="Base of the full-jitter exponential "
+                             "backoff between retries.")
+    breaker_failures: int = Field(5, ge=1, description="Failures within the window that "
+                                  "open the circuit breaker.")
+    breaker_window_s: float = Field(30.0, gt=0, description="Circuit-breaker failure window.")
+    breaker_cooldown_s: float = Field(10.0, gt=0, description="How long the breaker stays "
+                                      "open before one probe is let through.")
 
 
 BackendConfig = Annotated[

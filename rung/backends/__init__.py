@@ -13,5 +13,10 @@ def build_backend(tier: TierConfig, *, catalog: CatalogConfig) -> Backend:
 
         return LlamaBackend(tier.name, tier.backend, catalog=catalog)
     from rung.backends.openai_http import OpenAIBackend
+    from rung.backends.resilience import CircuitBreaker, ResilientBackend
 
-    return OpenAIBackend(tier.name, tier.backend)
+    b = tier.backend
+    return ResilientBackend(
+        OpenAIBackend(tier.name, b), retries=b.retries, backoff_s=b.backoff_s,
+        breaker=CircuitBreaker(failures=b.breaker_failures, window_s=b.breaker_window_s,
+                               cooldown_s=b.breaker_cooldown_s))

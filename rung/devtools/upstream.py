@@ -23,6 +23,7 @@ from aiohttp import web
 class UpstreamBehaviour:
     reply: str | None = "Hello from the upstream."  # None: echo the last user message
     fail_status: int | None = None  # answer every request with this status
+    fail_first: int = 0  # answer the next N requests with 503, then normally
     delay_s: float = 0.0  # wait before answering
     calls: int = 0
 
@@ -43,8 +44,10 @@ async def _chat(request: web.Request) -> web.StreamResponse:
     body: dict[str, Any] = orjson.loads(await request.read())
     if b.delay_s:
         await asyncio.sleep(b.delay_s)
-    if b.fail_status is not None:
-        return web.Response(status=b.fail_status, content_type="application/json",
+    if b.fail_first > 0 or b.fail_status is not None:
+        status = b.fail_status or 503
+        b.fail_first = max(0, b.fail_first - 1)
+        return web.Response(status=status, content_type="application/json",
                             body=orjson.dumps({"error": {"message": "scripted failure",
                                                          "type": "server_error"}}))
     last_user = next((m.get("content", "") for m in reversed(body.get("messages", []))
