@@ -32,6 +32,9 @@ class ServerConfig(_Frozen):
         8 * 1024 * 1024, ge=1024, description="Largest request body accepted; larger gets 413."
     )
     max_messages: int = Field(1024, ge=1, description="Most messages one request may carry.")
+    shutdown_timeout_s: float = Field(
+        30.0, ge=0, description="On SIGTERM/SIGINT: stop accepting, let in-flight requests "
+        "finish this long, then cancel them; traces are flushed either way.")
     auth: Literal["auto", "required", "off"] = Field(
         "auto", description="API keys: `auto` requires them unless bound to loopback only; "
         "`required`; or `off` (only sensible behind another gateway).")

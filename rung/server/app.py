@@ -149,4 +149,5 @@ def serve(config: Config) -> None:
           f"(alias '{config.alias}') on http://{host}:{port}/v1", flush=True)
     loop = loop_factory() if loop_factory else asyncio.new_event_loop()
     web.run_app(app, host=host, port=port, access_log=None, print=None,
-                handler_cancellation=True, loop=loop)
+                handler_cancellation=True, loop=loop,
+                shutdown_timeout=config.server.shutdown_timeout_s)
