@@ -26,8 +26,9 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 
 
 class LiveServer:
-    def __init__(self, app: web.Application) -> None:
+    def __init__(self, app: web.Application, port: int = 0) -> None:
         self.app = app
+        self.port = port
         self.url = ""
         self.loop = asyncio.new_event_loop()
         self._runner: web.AppRunner | None = None
@@ -42,7 +43,7 @@ class LiveServer:
     async def _start(self) -> None:
         self._runner = web.AppRunner(self.app, handler_cancellation=True, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
         await site.start()
         port = self._runner.addresses[0][1]
         self.url = f"http://127.0.0.1:{port}"
@@ -58,8 +59,8 @@ class LiveServer:
 
 
 @contextmanager
-def live(app: web.Application) -> Iterator[LiveServer]:
-    server = LiveServer(app).start()
+def live(app: web.Application, port: int = 0) -> Iterator[LiveServer]:
+    server = LiveServer(app, port).start()
     try:
         yield server
     finally:
@@ -119,8 +120,9 @@ def smol() -> Iterator[LiveServer]:
 
 
 @contextmanager
-def upstream_server(behaviour: UpstreamBehaviour | None = None) -> Iterator[LiveServer]:
-    with live(create_upstream_app(behaviour)) as server:
+def upstream_server(behaviour: UpstreamBehaviour | None = None,
+                    port: int = 0) -> Iterator[LiveServer]:
+    with live(create_upstream_app(behaviour), port) as server:
         yield server
 
 

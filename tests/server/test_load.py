@@ -110,3 +110,38 @@ def test_kill_9_under_load_keeps_every_acknowledged_trace(tmp_path: Path) -> Non
     store.close()
     missing = set(ok) - stored
     assert not missing, f"{len(missing)} acknowledged requests lost their trace"
+
+
+def test_upstream_killed_mid_load_falls_back_then_traffic_returns(tmp_path: Path) -> None:
+    """Every request gets a fallback answer or a clean 503 while tier a is down; after it
+    restarts, the breaker's probe closes it and traffic returns to it."""
+    from rung.devtools.upstream import UpstreamBehaviour
+
+    a_behaviour = UpstreamBehaviour(reply="from a")
+    with upstream_server(UpstreamBehaviour(reply="from b")) as b:
+        a = upstream_server(a_behaviour)
+        a_server = a.__enter__()
+        port = int(a_server.url.rsplit(":", 1)[1])
+        tiers = [upstream_tier("a", a_server.url, retries=1, backoff_s=0.01,
+                               breaker_failures=3, breaker_cooldown_s=0.5, timeout_s=5),
+                 upstream_tier("b", b.url)]
+        with rung_server(config_of(tiers=tiers), store=tmp_path / "t.db") as server:
+            async def answered_by(n: int) -> list[str]:
+                out = []
+                async with aiohttp.ClientSession() as s:
+                    for _ in range(n):
+                        async with s.post(f"{server.url}/v1/chat/completions", json={
+                                "model": "rung", "messages": [{"role": "user",
+                                                               "content": "x"}]}) as r:
+                            assert r.status == 200
+                            out.append(r.headers["x-rung-tier"])
+                return out
+
+            assert set(asyncio.run(answered_by(5))) == {"a"}
+            a.__exit__(None, None, None)  # tier a's upstream dies
+            t0 = time.monotonic()
+            tiers_seen = asyncio.run(answered_by(20))
+            assert set(tiers_seen) == {"b"} and time.monotonic() - t0 < 10
+            with upstream_server(a_behaviour, port=port):  # it comes back, same address
+                time.sleep(0.6)
+                assert asyncio.run(answered_by(5))[-1] == "a"
