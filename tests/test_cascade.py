@@ -120,7 +120,7 @@ async def test_score_picks_the_starting_tier() -> None:
     a, b, c = Scripted("a", ["x"]), Scripted("b", ["y"]), Scripted("c", ["z"])
     gw = _gw([_tier("a"), _tier("b"), _tier("c")], [a, b, c], thresholds=[0.3, 0.7])
     for th, expected in (([0.0, 1.0], "b"), ([0.0, 0.0], "c"), ([1.0, 1.0], "a")):
-        text, route = await _run(gw, Q, thresholds=th)
+        _text, route = await _run(gw, Q, thresholds=th)
         assert route.tier == expected and route.start == "abc".index(expected)
         assert route.score is not None and route.reason.startswith("score")
 
@@ -166,7 +166,7 @@ async def test_self_consistency_samples_the_same_tier() -> None:
     agree = Scripted("a", ["The answer is 4."])
     gw = _gw([_tier("a", {"type": "self_consistency", "samples": 3}), _tier("b")],
              [agree, Scripted("b", ["big"])])
-    text, route = await _run(gw, Q)
+    _text, route = await _run(gw, Q)
     assert route.tier == "a" and len(agree.calls) == 4
     assert all(c.temperature == 0.7 for c in agree.calls[1:])
     disagree = Scripted("a", ["It is 4.", "It is 5.", "It is 6.", "It is 7."])

@@ -93,7 +93,8 @@ def _list(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     store = _open(args)
-    out = sys.stdout if args.output == "-" else open(args.output, "w", newline="")
+    out = sys.stdout if args.output == "-" else open(  # noqa: SIM115 - or stdout
+        args.output, "w", newline="")
     try:
         if args.format == "jsonl":
             for t in _query(args, store, newest_first=False):

@@ -39,7 +39,7 @@ async def _load(url: str, n: int, conc: int, *, stop_after: float | None = None,
                         ok.append(data["id"])
                     else:
                         errors += 1
-            except (aiohttp.ClientError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError):
                 errors += 1
 
     timeout = aiohttp.ClientTimeout(total=30)
@@ -50,9 +50,9 @@ async def _load(url: str, n: int, conc: int, *, stop_after: float | None = None,
 
 def test_2000_requests_at_concurrency_64_lose_nothing(tmp_path: Path) -> None:
     db = tmp_path / "t.db"
-    with upstream_server() as up:
-        with rung_server(config_of(tiers=[upstream_tier("up", up.url)]), store=db) as server:
-            ok, errors = asyncio.run(_load(server.url, 2000, 64))
+    with upstream_server() as up, \
+            rung_server(config_of(tiers=[upstream_tier("up", up.url)]), store=db) as server:
+        ok, errors = asyncio.run(_load(server.url, 2000, 64))
     assert errors == 0 and len(ok) == 2000
     store = SqliteStore(db)
     assert {t.id for t in store.query()} == set(ok)

@@ -106,7 +106,7 @@ def test_fallback_past_a_dead_upstream_and_503_when_all_fail() -> None:
 
 def test_pin_a_tier_and_unknown_pin() -> None:
     with ladder(["a", "b"]) as (server, _):
-        text, headers, info = _ask(server, extra_body={"rung": {"tier": "t1"}})
+        text, _headers, info = _ask(server, extra_body={"rung": {"tier": "t1"}})
         assert text == "b" and info["reason"] == "pinned"
         with pytest.raises(openai.NotFoundError):
             _ask(server, extra_body={"rung": {"tier": "t9"}})
@@ -123,7 +123,7 @@ def test_real_model_logprob_verifier_gates_the_small_tier() -> None:
                  "verifiers": [{"type": "logprob", "min_logprob": min_lp}]},
                 upstream_tier("big", up.url)])
             with rung_server(cfg) as server:
-                text, headers, info = _ask(server, max_tokens=24, temperature=0)
+                _text, headers, info = _ask(server, max_tokens=24, temperature=0)
                 assert headers["x-rung-tier"] == tier
                 verdict = info["attempts"][0]["verdicts"][0]
                 assert verdict["name"] == "logprob" and "mean logprob" in verdict["detail"]
