@@ -56,6 +56,12 @@ async def list_models(request: web.Request) -> web.Response:
     return web.json_response({"object": "list", "data": data})
 
 
+async def openapi_json(request: web.Request) -> web.Response:
+    from rung.server.openapi import openapi
+
+    return web.json_response(openapi())
+
+
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
@@ -130,6 +136,7 @@ def create_app(config: Config, *, gateway: Gateway | None = None,
     app.router.add_post("/v1/chat/completions", _chat)
     app.router.add_get("/v1/models", list_models)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/openapi.json", openapi_json)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_endpoint)
     return app

@@ -1,0 +1,56 @@
+"""rung's OpenAPI document, generated from the wire models (served at /openapi.json)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rung import __version__
+from rung.server.wire import ChatCompletionBody
+
+_ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {"error": {
+        "type": "object",
+        "required": ["message", "type", "param", "code"],
+        "properties": {"message": {"type": "string"}, "type": {"type": "string"},
+                       "param": {"type": ["string", "null"]},
+                       "code": {"type": ["string", "null"]}},
+    }},
+}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    return {str(c): {"description": "error", "content": {"application/json": {
+        "schema": {"$ref": "#/components/schemas/Error"}}}} for c in codes}
+
+
+def openapi() -> dict[str, Any]:
+    body = ChatCompletionBody.model_json_schema(ref_template="#/components/schemas/{model}",
+                                                by_alias=True)
+    defs = body.pop("$defs", {})
+    ok_json = {"description": "OK", "content": {"application/json": {"schema": {
+        "type": "object"}}}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "rung", "version": __version__,
+                 "description": "OpenAI-compatible, small-model-first LLM gateway."},
+        "paths": {
+            "/v1/chat/completions": {"post": {
+                "operationId": "createChatCompletion",
+                "requestBody": {"required": True, "content": {"application/json": {
+                    "schema": {"$ref": "#/components/schemas/ChatCompletionBody"}}}},
+                "responses": {
+                    "200": {"description": "A completion, or an SSE stream when stream is "
+                            "true", "content": {"application/json": {"schema": {
+                                "type": "object"}}, "text/event-stream": {
+                                "schema": {"type": "string"}}}},
+                    **_errors(400, 401, 404, 413, 429, 502, 503, 504)}}},
+            "/v1/models": {"get": {"operationId": "listModels",
+                                   "responses": {"200": ok_json, **_errors(401)}}},
+            "/healthz": {"get": {"operationId": "healthz", "responses": {"200": ok_json}}},
+            "/readyz": {"get": {"operationId": "readyz", "responses": {
+                "200": ok_json, "503": ok_json}}},
+        },
+        "components": {"schemas": {"ChatCompletionBody": body, "Error": _ERROR, **defs}},
+    }
