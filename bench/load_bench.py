@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from serve_bench import RUNG, ROOT, free_port, pct, rss_mb, start  # noqa: E402
+from serve_bench import ROOT, RUNG, free_port, pct, rss_mb, start
 
 
 async def _conn(port: int, n: int, lat: list[float], ids: list[str]) -> None:

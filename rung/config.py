@@ -125,7 +125,9 @@ class LearnedVerifierConfig(_Frozen):
     type: Literal["learned"] = Field(description="A verifier trained by `rung verify train`.")
     path: Path = Field(description="The model file.")
     max_score: float = Field(0.5, ge=0, le=1,
-                             description="Escalate when P(wrong) is above this.")
+                             description="Escalate when the verifier's score (`rung verify "
+                             "score`: (1 + P(only the stronger tier is right) - P(only this "
+                             "one is)) / 2) is above this.")
 
 
 VerifierConfig = Annotated[

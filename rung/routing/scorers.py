@@ -48,7 +48,7 @@ class HeuristicScorer:
         x = -2.0 + 0.6 * math.log1p(words / 10)
         x += 0.25 * min(len(re.findall(r"\d+(?:\.\d+)?", text)), 8)
         x += 0.5 * min(len(_HARD.findall(text)), 4)
-        x += 1.0 if ("```" in text or re.search(r"\bdef |\{\s*$|;\s*$", text, re.M)) else 0.0
+        x += 1.0 if ("```" in text or re.search(r"\bdef |\{\s*$|;\s*$", text, re.MULTILINE)) else 0.0
         x += 0.3 * max(0, len(request.messages) - 2) / 2
         return 1.0 / (1.0 + math.exp(-x))
 

@@ -26,5 +26,8 @@ class LearnedVerifier:
 
     async def verify(self, request: ChatRequest, answer: Answer,
                      generate: Generate) -> Verdict:
-        s = float(self._model.score(prompt_text(request), answer.text))
-        return Verdict(self.name, s, s <= self.max_score, f"P(wrong) {s:.3f}")
+        prompt = prompt_text(request)
+        s = float(self._model.score(prompt, answer.text))
+        p_wrong = float(self._model.p_wrong(prompt, answer.text))
+        return Verdict(self.name, s, s <= self.max_score,
+                       f"escalation score {s:.3f}, P(wrong) {p_wrong:.3f}")
