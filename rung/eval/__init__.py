@@ -1,0 +1,1 @@
+"""Evaluation: routers, verifiers and cascades measured on outcome data."""
