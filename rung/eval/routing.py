@@ -152,8 +152,8 @@ def run(name: str, train: Sequence[Outcome], test: Sequence[Outcome] | None, *, 
 
 
 def markdown(summary: dict[str, Any]) -> str:
-    lines = [f"**{summary['benchmark']}**: {summary['n']} items, weak "
-             f"{summary['weak']:.1%}, strong {summary['strong']:.1%}, {summary['protocol']}",
+    lines = [(f"**{summary['benchmark']}**: {summary['n']} items, weak "
+             f"{summary['weak']:.1%}, strong {summary['strong']:.1%}, {summary['protocol']}"),
              "", "| scorer | APGR | 95% CI | CPT(50%) | CPT(80%) |", "|---|---|---|---|---|"]
     for label, r in summary["results"].items():
         ci = r.get("apgr_ci95")
