@@ -52,3 +52,29 @@ def test_write_thresholds(tmp_path: Path, before: str) -> None:
     cfg = load_config(f)
     assert cfg.routing.thresholds == (0.4242,)
     assert "# keep me" in f.read_text() or "# keep me" not in before
+
+
+def test_calibrate_cli_shares_and_recovery(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from rung.cli.main import main
+    from tests.conftest import SHARED_DATA
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('# my ladder\n[[tiers]]\nname = "a"\n[[tiers]]\nname = "b"\n')
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text("".join(json.dumps({"prompt": "word " * i}) + "\n" for i in range(100)))
+    assert main(["router", "calibrate", "--config", str(cfg), "--prompts", str(prompts),
+                 "--top-share", "0.3", "--write"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["calibration_shares"][0] <= 0.3 and out["calibration_shares"][0] >= 0.25
+    text = cfg.read_text()
+    assert "# my ladder" in text and "thresholds = [" in text
+    data = SHARED_DATA / "routellm"
+    assert main(["router", "calibrate", "--config", str(cfg), "--data", str(data),
+                 "--benchmark", "gsm8k", "--recover", "0.8"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert 0 < out["calibration_shares"][0] < 1
+    assert main(["router", "calibrate", "--config", str(cfg), "--prompts", str(prompts),
+                 "--shares", "0.5,0.2"]) == 1  # 2 tiers take one share
