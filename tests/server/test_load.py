@@ -145,3 +145,44 @@ def test_upstream_killed_mid_load_falls_back_then_traffic_returns(tmp_path: Path
             with upstream_server(a_behaviour, port=port):  # it comes back, same address
                 time.sleep(0.6)
                 assert asyncio.run(answered_by(5))[-1] == "a"
+
+
+def test_soak_memory_stays_flat(tmp_path: Path) -> None:
+    """Reduced soak (the full 10,000-request run is bench/load_bench.py): RSS of a real
+    `rung serve` process after 3,000 more requests stays within 10% of its warm level."""
+    with upstream_server() as up:
+        cfg = tmp_path / "c.toml"
+        cfg.write_text(f'[[tiers]]\nname = "up"\nbackend = {{ type = "openai", base_url = '
+                       f'"{up.url}/v1", model = "m" }}\n')
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "rung.cli.main", "serve", "--config", str(cfg), "--port",
+             str(port), "--store", f"sqlite:///{tmp_path / 't.db'}"], cwd=REPO,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ))
+        url = f"http://127.0.0.1:{port}"
+
+        def rss() -> int:
+            for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+            raise AssertionError("no VmRSS")
+
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                try:
+                    if http("GET", f"{url}/readyz", timeout=1).status == 200:
+                        break
+                except OSError:
+                    time.sleep(0.05)
+            ok, errors = asyncio.run(_load(url, 1000, 16))
+            warm = rss()
+            ok2, errors2 = asyncio.run(_load(url, 3000, 16))
+            after = rss()
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
+    assert errors == errors2 == 0 and len(ok) + len(ok2) == 4000
+    assert after <= warm * 1.10, f"RSS grew from {warm} kB to {after} kB"
