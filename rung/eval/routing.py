@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from rung.routing.data import Outcome
-from rung.routing.metrics import RouterReport, evaluate, oracle_scores, random_scores
+from rung.routing.metrics import evaluate, oracle_scores, pgr_curve, random_scores
 
 FArr = npt.NDArray[np.float64]
 E32 = npt.NDArray[np.float32]
@@ -92,16 +92,43 @@ def cached_embeddings(prompts: Sequence[str], cache: Path) -> E32:
     return vecs
 
 
-@dataclass(frozen=True)
-class Result:
-    report: RouterReport
-    apgr_ci: tuple[float, float]
+def aiq(shares: FArr, accuracy: FArr) -> float:
+    """RouterBench's AIQ: area under the upper convex hull of the quality-cost curve
+    (cost = strong-call share in [0, 1], quality = accuracy)."""
+    hull: list[tuple[float, float]] = []
+    for x, y in zip(shares.tolist(), accuracy.tolist(), strict=True):
+        while len(hull) >= 2:
+            (x1, y1), (x2, y2) = hull[-2], hull[-1]
+            if (x2 - x1) * (y - y1) - (y2 - y1) * (x - x1) >= 0:  # not a right turn
+                hull.pop()
+            else:
+                break
+        hull.append((x, y))
+    hx, hy = np.array([h[0] for h in hull]), np.array([h[1] for h in hull])
+    return float(np.sum((hy[1:] + hy[:-1]) * np.diff(hx)) / 2.0)
 
-    def as_dict(self) -> dict[str, Any]:
-        r = self.report
-        return {"apgr": round(r.apgr, 4), "cpt50": round(r.cpt50, 2),
-                "cpt80": round(r.cpt80, 2),
-                "apgr_ci95": [round(self.apgr_ci[0], 4), round(self.apgr_ci[1], 4)]}
+
+@dataclass(frozen=True)
+class Curve:
+    shares: FArr
+    pgr: FArr
+    accuracy: FArr
+
+
+def score_summary(scores: FArr, weak: npt.NDArray[np.bool_], strong: npt.NDArray[np.bool_],
+                  *, budget: float, seed: int, ci: bool = True,
+                  ) -> tuple[dict[str, Any], Curve]:
+    shares, pgr = pgr_curve(scores, weak, strong)
+    acc = weak.mean() + pgr * (strong.mean() - weak.mean())
+    r = evaluate(scores, weak, strong)
+    k = min(len(acc) - 1, round(budget * (len(acc) - 1)))
+    out: dict[str, Any] = {"apgr": round(r.apgr, 4), "cpt50": round(r.cpt50, 2),
+                           "cpt80": round(r.cpt80, 2), "aiq": round(aiq(shares, acc), 4),
+                           f"accuracy_at_{round(budget * 100)}pct": round(float(acc[k]), 4)}
+    if ci:
+        lo, hi = bootstrap_apgr(scores, weak, strong, seed=seed)
+        out["apgr_ci95"] = [round(lo, 4), round(hi, 4)]
+    return out, Curve(shares, pgr, acc)
 
 
 def bootstrap_apgr(scores: FArr, weak: npt.NDArray[np.bool_], strong: npt.NDArray[np.bool_],
@@ -119,8 +146,10 @@ def bootstrap_apgr(scores: FArr, weak: npt.NDArray[np.bool_], strong: npt.NDArra
 
 def run(name: str, train: Sequence[Outcome], test: Sequence[Outcome] | None, *, k: int,
         seed: int, emb_train: E32 | None = None, emb_test: E32 | None = None,
-        log: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
-    """Evaluate every scorer; ``test`` None means k-fold CV on ``train``."""
+        budget: float = 0.3, log: Callable[[str], None] = lambda _: None,
+        ) -> tuple[dict[str, Any], dict[str, Curve]]:
+    """Evaluate every scorer; ``test`` None means k-fold CV on ``train``. Returns the JSON
+    summary and each scorer's curve (for the report)."""
     items = list(test) if test is not None else list(train)
     weak = np.array([o.weak_correct for o in items])
     strong = np.array([o.strong_correct for o in items])
@@ -131,33 +160,36 @@ def run(name: str, train: Sequence[Outcome], test: Sequence[Outcome] | None, *, 
     if all(o.weak_response for o in train) and all(o.weak_response for o in items):
         scorers.append(("cascade:verifier", fit_verifier))
     results: dict[str, Any] = {}
+    curves: dict[str, Curve] = {}
     for label, fit_score in scorers:
         t0 = time.perf_counter()
         if test is None:
             scores = cross_val(items, k, seed, fit_score, emb_train)
         else:
             scores = fit_score(list(train), items, emb_train, emb_test)
-        res = Result(evaluate(scores, weak, strong), bootstrap_apgr(scores, weak, strong,
-                                                                    seed=seed))
-        results[label] = res.as_dict()
-        log(f"{name} {label}: APGR {res.report.apgr:.3f} ({time.perf_counter() - t0:.0f} s)")
+        results[label], curves[label] = score_summary(scores, weak, strong, budget=budget,
+                                                      seed=seed)
+        log(f"{name} {label}: APGR {results[label]['apgr']:.3f} "
+            f"({time.perf_counter() - t0:.0f} s)")
     for label, scores in (("random", random_scores(len(items))),
                           ("oracle", oracle_scores(weak, strong))):
-        results[label] = Result(evaluate(scores, weak, strong), (float("nan"),) * 2).as_dict()
-        results[label].pop("apgr_ci95")
-    return {"benchmark": name, "n": len(items), "weak": round(float(weak.mean()), 4),
-            "strong": round(float(strong.mean()), 4),
-            "protocol": f"{k}-fold CV, seed {seed}" if test is None else "train/test split",
-            "results": results}
+        results[label], curves[label] = score_summary(scores, weak, strong, budget=budget,
+                                                      seed=seed, ci=False)
+    summary = {"benchmark": name, "n": len(items), "weak": round(float(weak.mean()), 4),
+               "strong": round(float(strong.mean()), 4),
+               "protocol": f"{k}-fold CV, seed {seed}" if test is None else "train/test split",
+               "results": results}
+    return summary, curves
 
 
 def markdown(summary: dict[str, Any]) -> str:
     lines = [(f"**{summary['benchmark']}**: {summary['n']} items, weak "
              f"{summary['weak']:.1%}, strong {summary['strong']:.1%}, {summary['protocol']}"),
-             "", "| scorer | APGR | 95% CI | CPT(50%) | CPT(80%) |", "|---|---|---|---|---|"]
+             "", "| scorer | APGR | 95% CI | CPT(50%) | CPT(80%) | AIQ |",
+             "|---|---|---|---|---|---|"]
     for label, r in summary["results"].items():
         ci = r.get("apgr_ci95")
         ci_s = f"{ci[0]:.3f}-{ci[1]:.3f}" if ci else ""
         lines.append(f"| {label} | {r['apgr']:.3f} | {ci_s} | {r['cpt50']:.1f}% | "
-                     f"{r['cpt80']:.1f}% |")
+                     f"{r['cpt80']:.1f}% | {r['aiq']:.3f} |")
     return "\n".join(lines)

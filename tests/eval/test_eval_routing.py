@@ -14,10 +14,21 @@ from tests.conftest import SHARED_DATA
 DATA = SHARED_DATA / "routellm"
 
 
-def test_json_interface_on_gsm8k(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["eval", "routing", "--data", str(DATA), "--benchmark", "gsm8k", "--json",
-                 "--folds", "3"]) == 0
-    out = json.loads(capsys.readouterr().out)
+BASELINE = Path(__file__).resolve().parents[2] / "eval" / "baselines" / "gsm8k-routing.json"
+
+
+def test_json_interface_on_gsm8k_and_the_ci_gate(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """The project's own regression gate: the deterministic 5-fold GSM8K evaluation must
+    not fall below the stored baseline (eval/baselines/gsm8k-routing.json)."""
+    assert main(["eval", "routing", "--data", str(DATA), "--benchmark", "gsm8k",
+                 "--json"]) == 0
+    raw = capsys.readouterr().out
+    out = json.loads(raw)
+    current = tmp_path / "current.json"
+    current.write_text(raw)
+    assert main(["eval", "gate", "--baseline", str(BASELINE), "--current", str(current)]) == 0
+    assert "no metric fell" in capsys.readouterr().out
     assert out["benchmark"] == "gsm8k" and out["n"] > 800
     assert 0.6 < out["weak"] < out["strong"] < 0.9
     res = out["results"]
@@ -52,3 +63,20 @@ def test_train_test_split(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
 def test_bad_arguments(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["eval", "routing", "--benchmark", "gsm8k"]) == 1
     assert "give --data" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("change", "failing"), [
+    ({}, []),
+    ({"apgr": -0.005}, []),  # within tolerance
+    ({"apgr": -0.05}, ["router.apgr"]),
+    ({"cpt50": +3.0}, ["router.cpt50"]),  # lower is better for CPT
+    ({"cpt50": -3.0, "apgr": +0.1}, []),  # improvements pass
+])
+def test_gate_rules(change: dict[str, float], failing: list[str]) -> None:
+    from rung.eval.gate import regressions
+
+    base = {"benchmark": "b", "results": {"router": {"apgr": 0.6, "cpt50": 30.0}}}
+    cur = {"benchmark": "b", "results": {"router": {
+        k: v + change.get(k, 0.0) for k, v in base["results"]["router"].items()}}}
+    assert [p.split(":")[0] for p in regressions(base, cur)] == failing
+    assert regressions(base, {"benchmark": "other"})
