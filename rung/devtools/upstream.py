@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,7 @@ from aiohttp import web
 @dataclass
 class UpstreamBehaviour:
     reply: str | None = "Hello from the upstream."  # None: echo the last user message
+    reply_fn: Callable[[str], str] | None = None  # the last user message -> the reply
     fail_status: int | None = None  # answer every request with this status
     fail_first: int = 0  # answer the next N requests with 503, then normally
     delay_s: float = 0.0  # wait before answering
@@ -52,7 +54,8 @@ async def _chat(request: web.Request) -> web.StreamResponse:
                                                          "type": "server_error"}}))
     last_user = next((m.get("content", "") for m in reversed(body.get("messages", []))
                       if m.get("role") == "user"), "")
-    text = b.reply if b.reply is not None else str(last_user)
+    text = b.reply_fn(str(last_user)) if b.reply_fn is not None else \
+        b.reply if b.reply is not None else str(last_user)
     words = _words(text)
     if body.get("max_tokens"):
         words = words[: int(body["max_tokens"])]

@@ -1,5 +1,8 @@
 """Load RouteLLM-format outcome tables into small typed records.
 
+A ``columns.json`` beside a benchmark's CSV (``{"weak": COL, "strong": COL}``, written by
+``rung eval run`` for rung's own tiers) names other weak/strong columns.
+
 The format is RouteLLM's published one: per benchmark, one row per question with the
 prompt and whether the weak (Mixtral-8x7B) and strong (GPT-4) models got it right. MMLU is
 split into one CSV per subject; GSM8K also carries both models' full answers. Prompts listed
@@ -17,7 +20,7 @@ from rung.errors import ConfigError
 
 WEAK_MODEL = "mistralai/Mixtral-8x7B-Instruct-v0.1"
 STRONG_MODEL = "gpt-4-1106-preview"
-BENCHMARKS = ("mmlu", "gsm8k")
+BENCHMARKS = ("mmlu", "gsm8k", "humaneval")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,10 +56,15 @@ def load_outcomes(data_dir: str | Path, benchmark: str) -> list[Outcome]:
     root = Path(data_dir)
     if benchmark == "mmlu":
         files = sorted((root / "mmlu" / "responses").glob("mmlu_*.csv"))
-    elif benchmark == "gsm8k":
-        files = [root / "gsm8k" / "gsm8k_responses.csv"]
+    elif benchmark in BENCHMARKS:
+        files = [root / benchmark / f"{benchmark}_responses.csv"]
     else:
         raise ConfigError(f"unknown benchmark {benchmark!r}; known: {', '.join(BENCHMARKS)}")
+    weak, strong = WEAK_MODEL, STRONG_MODEL
+    columns = root / benchmark / "columns.json"
+    if columns.is_file():
+        names = json.loads(columns.read_text())
+        weak, strong = str(names["weak"]), str(names["strong"])
     files = [f for f in files if f.is_file()]
     if not files:
         raise ConfigError(f"no {benchmark} outcome files under {root}")
@@ -64,7 +72,8 @@ def load_outcomes(data_dir: str | Path, benchmark: str) -> list[Outcome]:
     out: list[Outcome] = []
     for path in files:
         subject = path.stem.removeprefix("mmlu_") if benchmark == "mmlu" else None
-        out.extend(_read_csv(path, benchmark=benchmark, subject=subject, banned=banned))
+        out.extend(_read_csv(path, benchmark=benchmark, subject=subject, banned=banned,
+                             weak=weak, strong=strong))
     return out
 
 
@@ -95,13 +104,14 @@ def _flag(value: str | None, *, path: Path, column: str) -> bool:
 
 
 def _read_csv(
-    path: Path, *, benchmark: str, subject: str | None, banned: frozenset[str]
+    path: Path, *, benchmark: str, subject: str | None, banned: frozenset[str],
+    weak: str = WEAK_MODEL, strong: str = STRONG_MODEL,
 ) -> list[Outcome]:
     rows: list[Outcome] = []
     with path.open(newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
         fields = reader.fieldnames or []
-        for col in ("prompt", WEAK_MODEL, STRONG_MODEL):
+        for col in ("prompt", weak, strong):
             if col not in fields:
                 raise ConfigError(f"{path}: missing column {col!r}")
         for row in reader:
@@ -111,11 +121,11 @@ def _read_csv(
             rows.append(
                 Outcome(
                     prompt=prompt,
-                    weak_correct=_flag(row[WEAK_MODEL], path=path, column=WEAK_MODEL),
-                    strong_correct=_flag(row[STRONG_MODEL], path=path, column=STRONG_MODEL),
+                    weak_correct=_flag(row[weak], path=path, column=weak),
+                    strong_correct=_flag(row[strong], path=path, column=strong),
                     benchmark=benchmark,
                     subject=subject,
-                    weak_response=row.get(f"{WEAK_MODEL}_response"),
+                    weak_response=row.get(f"{weak}_response"),
                 )
             )
     return rows

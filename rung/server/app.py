@@ -11,10 +11,11 @@ from aiohttp import web
 
 from rung.auth.access import Access, auth_required
 from rung.config import Config
-from rung.errors import RungError
+from rung.errors import ConfigError, RungError
 from rung.gateway import Gateway
 from rung.metrics import Metrics
 from rung.server.chat import chat_completions
+from rung.server.dashboard import add_dashboard_routes
 from rung.server.errors import error_response, plain_error
 from rung.store.base import TraceStore, open_store, sqlite_path
 
@@ -111,6 +112,10 @@ def create_app(config: Config, *, gateway: Gateway | None = None,
     app[ACCESS] = None
     if auth_required(config.server.auth, config.server.host):
         db = getattr(app[STORE], "path", None)
+        if db is None and not config.store.url.startswith("sqlite:///"):
+            raise ConfigError("API keys are kept in a SQLite store for now: use a "
+                              "sqlite:/// store, or server.auth = \"off\" behind another "
+                              "gateway")
         app[ACCESS] = Access(db if db is not None else sqlite_path(config.store.url))
     app[_TASKS] = []
 
@@ -139,6 +144,7 @@ def create_app(config: Config, *, gateway: Gateway | None = None,
     app.router.add_get("/openapi.json", openapi_json)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_endpoint)
+    add_dashboard_routes(app)
     return app
 
 

@@ -20,6 +20,10 @@ class TraceStore(Protocol):
               escalated: bool | None = None, errors: bool | None = None,
               limit: int | None = None, newest_first: bool = False) -> Iterator[Trace]: ...
 
+    def get(self, trace_id: str) -> Trace | None:
+        """One trace by id (primary-key lookup)."""
+        ...
+
     def count(self) -> int: ...
 
     def close(self) -> None: ...
@@ -39,5 +43,7 @@ def open_store(url: str) -> TraceStore:
 
         return SqliteStore(sqlite_path(url))
     if url.startswith(("postgresql://", "postgres://")):
-        raise ConfigError("the Postgres trace store is not built yet; use sqlite:///PATH")
-    raise ConfigError(f"unknown store URL {url!r}: expected sqlite:///PATH")
+        from rung.store.postgres import PostgresStore
+
+        return PostgresStore(url)
+    raise ConfigError(f"unknown store URL {url!r}: expected sqlite:///PATH or postgresql://...")

@@ -100,9 +100,10 @@ def migrate(conn: sqlite3.Connection) -> int:
 
 
 def to_row(t: Trace) -> tuple[Any, ...]:
-    d = t.as_dict()
-    return tuple(json.dumps(d[c]) if c in _JSON and d[c] is not None else
-                 int(d[c]) if c in _BOOL else d[c] for c in COLUMNS)
+    # getattr, not asdict(): asdict deep-copies the route and messages (~4x slower).
+    values = (getattr(t, c) for c in COLUMNS)
+    return tuple(json.dumps(v) if c in _JSON and v is not None else
+                 int(v) if c in _BOOL else v for c, v in zip(COLUMNS, values, strict=True))
 
 
 def from_row(row: tuple[Any, ...]) -> Trace:
@@ -194,6 +195,15 @@ class SqliteStore:
                 yield from_row(row)
         finally:
             reader.close()
+
+    def get(self, trace_id: str) -> Trace | None:
+        reader = sqlite3.connect(self.path)
+        try:
+            row = reader.execute(f"SELECT {', '.join(COLUMNS)} FROM traces WHERE id = ?",
+                                 (trace_id,)).fetchone()
+        finally:
+            reader.close()
+        return from_row(row) if row else None
 
     def count(self) -> int:
         reader = sqlite3.connect(self.path)

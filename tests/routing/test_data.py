@@ -35,7 +35,7 @@ def test_parse_benchmarks(spec: str, expected: tuple[str, ...]) -> None:
     assert parse_benchmarks(spec) == expected
 
 
-@pytest.mark.parametrize("spec", ["", "humaneval", "mmlu,mt-bench"])
+@pytest.mark.parametrize("spec", ["", "hellaswag", "mmlu,mt-bench"])
 def test_parse_benchmarks_rejects(spec: str) -> None:
     with pytest.raises(ConfigError):
         parse_benchmarks(spec)

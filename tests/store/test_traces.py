@@ -121,6 +121,14 @@ def test_redaction(tmp_path: Path) -> None:
     assert t.messages is None and t.response is None and t.prompt_hash
 
 
+def test_get_by_id(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "g.db")
+    store.write_sync(Trace(id="abc", time=1.0, model="m", route={"x": 1}))
+    got = store.get("abc")
+    assert got is not None and got.route == {"x": 1} and store.get("nope") is None
+    store.close()
+
+
 def test_migrations_are_idempotent_and_versioned(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "m.db", isolation_level=None)
     assert migrate(conn) == len(MIGRATIONS)

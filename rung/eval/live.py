@@ -1,0 +1,151 @@
+"""Live evaluation: send a dataset through tiers (each pinned) and/or the full policy,
+score every answer with its verifiable check, and keep everything per item.
+
+Results go to ``OUT/items.jsonl``, one line per (item, target), flushed as each finishes,
+so a killed or interrupted run loses at most the items in flight and resumes where it
+stopped. ``OUT/manifest.json`` records what is needed to reproduce the numbers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rung.backends.base import ChatRequest, Message
+from rung.cascade import Route
+from rung.errors import RungError
+from rung.eval.checks import is_correct
+from rung.eval.datasets import Item
+from rung.gateway import Gateway
+
+POLICY = "policy"
+
+
+@dataclass(frozen=True)
+class Target:
+    """A tier pinned by name, or ``policy``: the alias through router and cascade."""
+
+    name: str
+
+
+def load_done(path: Path) -> dict[tuple[str, str], dict[str, Any]]:
+    """Finished (item, target) rows of an earlier run; a torn last line is ignored."""
+    done: dict[tuple[str, str], dict[str, Any]] = {}
+    if not path.exists():
+        return done
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        done[(row["item"], row["target"])] = row
+    return done
+
+
+async def answer_one(gateway: Gateway, item: Item, target: Target, *, seed: int,
+                     max_tokens: int) -> dict[str, Any]:
+    model = gateway.config.alias if target.name == POLICY else target.name
+    req = ChatRequest(messages=(Message("user", item.prompt),), max_tokens=max_tokens,
+                      temperature=0.0, seed=seed)
+    route = Route(requested=model)
+    t0 = time.perf_counter()
+    text, usage, error = "", None, None
+    try:
+        async for chunk in gateway.stream(model, req, route):
+            text += chunk.text
+            usage = chunk.usage or usage
+    except RungError as exc:
+        error = exc.message
+    seconds = time.perf_counter() - t0
+    correct = False if error else await asyncio.to_thread(is_correct, item, text)
+    return {
+        "item": item.id, "target": target.name, "question": item.question,
+        "answer": text, "correct": correct, "error": error, "tier": route.tier,
+        "prompt_tokens": usage.prompt_tokens if usage else 0,
+        "completion_tokens": usage.completion_tokens if usage else 0,
+        "seconds": round(seconds, 4), "cost": route.cost, "score": route.score,
+        "escalations": route.escalations, "route": route.as_dict(),
+    }
+
+
+class Progress:
+    """One stderr line: done/total, rate and ETA."""
+
+    def __init__(self, total: int, done: int) -> None:
+        self.total, self.done, self.start_done = total, done, done
+        self.t0 = time.monotonic()
+
+    def step(self) -> None:
+        self.done += 1
+        rate = (self.done - self.start_done) / max(time.monotonic() - self.t0, 1e-9)
+        eta = (self.total - self.done) / rate if rate > 0 else float("inf")
+        sys.stderr.write(f"\r{self.done}/{self.total} {rate:.2f} items/s ETA "
+                         f"{eta / 60:.1f} min ")
+        sys.stderr.flush()
+
+
+async def run(gateway: Gateway, items: Sequence[Item], targets: Sequence[Target], out: Path,
+              *, seed: int, max_tokens: int, concurrency: int,
+              on_row: Callable[[dict[str, Any]], None] = lambda _: None) -> Path:
+    """Answer every (item, target) not already in ``out/items.jsonl``."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "items.jsonl"
+    done = load_done(path)
+    todo = [(i, t) for i in items for t in targets if (i.id, t.name) not in done]
+    progress = Progress(len(items) * len(targets), len(done))
+    sem = asyncio.Semaphore(concurrency)
+    with path.open("a") as f:
+        async def one(item: Item, target: Target) -> None:
+            async with sem:
+                row = await answer_one(gateway, item, target, seed=seed,
+                                       max_tokens=max_tokens)
+            f.write(json.dumps(row) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+            on_row(row)
+            progress.step()
+
+        await asyncio.gather(*(one(i, t) for i, t in todo))
+    sys.stderr.write("\n")
+    return path
+
+
+def summarize(rows: Sequence[dict[str, Any]], targets: Sequence[str]) -> dict[str, Any]:
+    """Per target: accuracy, tokens, throughput, seconds and cost per item."""
+    out: dict[str, Any] = {}
+    for t in targets:
+        rs = [r for r in rows if r["target"] == t]
+        if not rs:
+            continue
+        secs = sum(r["seconds"] for r in rs)
+        toks = sum(r["completion_tokens"] for r in rs)
+        out[t] = {"n": len(rs), "accuracy": round(sum(r["correct"] for r in rs) / len(rs), 4),
+                  "completion_tokens": toks, "tokens_per_s": round(toks / secs, 2) if secs else 0,
+                  "seconds_per_item": round(secs / len(rs), 3),
+                  "cost": round(sum(r["cost"] for r in rs), 6),
+                  "errors": sum(1 for r in rs if r["error"])}
+        answered = [r["tier"] for r in rs if r["tier"]]
+        if t == POLICY and answered:
+            out[t]["answered_by"] = {x: answered.count(x) for x in sorted(set(answered))}
+    return out
+
+
+def machine() -> dict[str, Any]:
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"platform": platform.platform(), "python": platform.python_version(),
+            "cpus": os.cpu_count(), "cpu": cpu}

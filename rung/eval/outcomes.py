@@ -1,0 +1,35 @@
+"""rung's own outcome table, in the format `rung router train` and `rung verify train`
+read (RouteLLM's, with a ``columns.json`` naming the weak and strong tiers)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+
+def write_outcomes(rows: Sequence[dict[str, Any]], tiers: Sequence[str], benchmark: str,
+                   out: Path) -> Path | None:
+    """One CSV row per item answered by every tier in ``tiers`` (cheapest first): the
+    question, each tier's correctness and answer. Weak = first tier, strong = last."""
+    if len(tiers) < 2:
+        return None
+    by_item: dict[str, dict[str, dict[str, Any]]] = {}
+    for r in rows:
+        if r["target"] in tiers:
+            by_item.setdefault(r["item"], {})[r["target"]] = r
+    directory = out / benchmark
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{benchmark}_responses.csv"
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["prompt", *tiers, *(f"{t}_response" for t in tiers)])
+        for per in by_item.values():
+            if all(t in per for t in tiers):
+                first = per[tiers[0]]
+                w.writerow([first["question"], *(str(bool(per[t]["correct"])) for t in tiers),
+                            *(per[t]["answer"] for t in tiers)])
+    (directory / "columns.json").write_text(json.dumps({"weak": tiers[0], "strong": tiers[-1]}))
+    return path

@@ -1,0 +1,270 @@
+"""PostgreSQL trace store: the SQLite store's schema and promises, for several replicas.
+
+Same schema and schema versions as ``rung.store.sqlite`` (a new migration goes into both),
+with Postgres types: DOUBLE PRECISION for REAL, BOOLEAN for the flags, BIGINT for counts;
+``messages`` and ``route`` stay JSON text, so they read back byte for byte as written
+(``route::jsonb`` queries them). Migrations run under an advisory lock, so replicas that
+start together migrate once. One writer thread batches everything queued while the
+previous commit ran; ``await write()`` returns after its batch's COMMIT. Postgres text
+cannot hold NUL, so NUL characters are stored as U+FFFD.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import logging
+import queue
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+from psycopg import conninfo
+
+from rung.errors import ConfigError
+from rung.store.sqlite import COLUMNS
+from rung.store.trace import Trace
+
+log = logging.getLogger("rung.store.postgres")
+
+# Append-only, and version for version the same schema as rung.store.sqlite.MIGRATIONS.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE traces (
+        id TEXT PRIMARY KEY,
+        time DOUBLE PRECISION NOT NULL,
+        model TEXT NOT NULL,
+        status TEXT NOT NULL,
+        tier TEXT,
+        key_id TEXT,
+        escalated BOOLEAN NOT NULL,
+        stream BOOLEAN NOT NULL,
+        input_tokens BIGINT NOT NULL,
+        output_tokens BIGINT NOT NULL,
+        latency_ms DOUBLE PRECISION NOT NULL,
+        ttft_ms DOUBLE PRECISION,
+        cost DOUBLE PRECISION NOT NULL,
+        score DOUBLE PRECISION,
+        prompt_hash TEXT NOT NULL,
+        messages TEXT,
+        response TEXT,
+        route TEXT NOT NULL,
+        error TEXT
+    );
+    CREATE INDEX traces_time ON traces(time);
+    CREATE INDEX traces_tier ON traces(tier, time);
+    """,
+    """
+    CREATE TABLE api_keys (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        hash TEXT NOT NULL UNIQUE,
+        created DOUBLE PRECISION NOT NULL,
+        revoked DOUBLE PRECISION,
+        admin BOOLEAN NOT NULL,
+        rpm BIGINT,
+        tpm BIGINT,
+        daily_budget DOUBLE PRECISION,
+        monthly_budget DOUBLE PRECISION
+    );
+    CREATE INDEX traces_key ON traces(key_id, time);
+    """,
+)
+
+# pg_advisory_lock key: the first 8 bytes of sha256(b"rung.store.migrate"), a signed int64.
+MIGRATE_LOCK = -0x7278_03DB_B399_10AA
+_JSON = {"messages", "route"}
+_INSERT = (f"INSERT INTO traces ({', '.join(COLUMNS)}) VALUES "
+           f"({', '.join(['%s'] * len(COLUMNS))}) ON CONFLICT (id) DO UPDATE SET "
+           + ", ".join(f"{c} = EXCLUDED.{c}" for c in COLUMNS if c != "id"))
+
+
+def describe(url: str) -> str:
+    """``user@host:port/db`` for messages: never the password."""
+    try:
+        p = conninfo.conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return "an unparsable Postgres URL"
+    return f"{p.get('user', '')}@{p.get('host', '')}:{p.get('port', '')}/{p.get('dbname', '')}"
+
+
+def connect(url: str) -> psycopg.Connection[tuple[Any, ...]]:
+    """Autocommit: every transaction is explicit. A host that never answers fails after
+    ``connect_timeout`` seconds (10 unless the URL says otherwise), not minutes."""
+    try:
+        params = conninfo.conninfo_to_dict(url)
+        params.setdefault("connect_timeout", 10)
+        return psycopg.connect(conninfo.make_conninfo("", **params), autocommit=True)
+    except psycopg.Error as exc:
+        raise ConfigError(f"cannot open the Postgres trace store {describe(url)}: "
+                          f"{str(exc).strip().splitlines()[-1]}") from exc
+
+
+def migrate(conn: psycopg.Connection[Any]) -> int:
+    """Apply every migration not yet applied, holding an advisory lock so that replicas
+    starting at once wait for each other; returns the schema version."""
+    conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATE_LOCK,))
+    try:
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+        version = (row[0] if row else None) or 0
+        for i, sql in enumerate(MIGRATIONS[version:], start=version + 1):
+            with conn.transaction():  # Postgres DDL is transactional: all or nothing
+                conn.execute(sql)
+                conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (i,))
+            log.info("trace store migrated to schema version %d", i)
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATE_LOCK,))
+    return len(MIGRATIONS)
+
+
+def _text(value: Any) -> Any:
+    return value.replace("\x00", "\ufffd") if isinstance(value, str) else value
+
+
+def to_row(t: Trace) -> tuple[Any, ...]:
+    # getattr, not as_dict(): asdict deep-copies and was half the cost of a write.
+    # json.dumps writes NUL as the escape \u0000, which a TEXT column holds fine.
+    values = [getattr(t, c) for c in COLUMNS]
+    return tuple(json.dumps(v) if c in _JSON and v is not None else _text(v)
+                 for c, v in zip(COLUMNS, values, strict=True))
+
+
+def from_row(row: tuple[Any, ...]) -> Trace:
+    d = dict(zip(COLUMNS, row, strict=True))
+    for c in _JSON:
+        d[c] = json.loads(d[c]) if d[c] is not None else None
+    d["route"] = d["route"] or {}
+    return Trace(**d)
+
+
+_Item = tuple[Trace, concurrent.futures.Future[None]]
+
+
+class PostgresStore:
+    """``await write(trace)`` returns once the trace is committed. ``url`` is any libpq
+    connection string (``postgresql://user:pw@host:port/db?sslmode=...``)."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._conn: psycopg.Connection[tuple[Any, ...]] | None = connect(url)
+        migrate(self._conn)
+        self._queue: queue.Queue[_Item | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._writer, name="rung-traces-pg",
+                                        daemon=True)
+        self._thread.start()
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({describe(self._url)!r})"
+
+    def _writer(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            batch = [item]
+            while True:  # everything queued meanwhile goes into the same commit
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self._queue.put(None)
+                    break
+                batch.append(nxt)
+            self._commit(batch)
+
+    def _commit(self, batch: list[_Item]) -> None:
+        try:
+            self._insert(batch)
+        except (psycopg.OperationalError, ConfigError):  # connection lost: reconnect, retry
+            log.warning("trace store connection lost; reconnecting", exc_info=True)
+            self._reset()
+            try:
+                self._insert(batch)
+            except Exception as exc:  # noqa: BLE001 - every waiter must hear about it
+                self._reset()
+                for _, fut in batch:
+                    fut.set_exception(exc)
+                return
+        except Exception as exc:  # noqa: BLE001 - a bad trace fails alone, not its batch
+            if len(batch) == 1:
+                batch[0][1].set_exception(exc)
+                return
+            for one in batch:
+                self._commit([one])
+            return
+        for _, fut in batch:
+            fut.set_result(None)
+
+    def _insert(self, batch: list[_Item]) -> None:
+        if self._conn is None or self._conn.closed:
+            self._conn = connect(self._url)
+        with self._conn.transaction(), self._conn.cursor() as cur:
+            cur.executemany(_INSERT, [to_row(t) for t, _ in batch])
+
+    def _reset(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+        self._conn = None
+
+    async def write(self, trace: Trace) -> None:
+        fut: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._queue.put((trace, fut))
+        await asyncio.wrap_future(fut)
+
+    def write_sync(self, trace: Trace) -> None:
+        fut: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._queue.put((trace, fut))
+        fut.result()
+
+    def query(self, *, since: float | None = None, until: float | None = None,
+              tier: str | None = None, key_id: str | None = None,
+              escalated: bool | None = None, errors: bool | None = None,
+              limit: int | None = None, newest_first: bool = False) -> Iterator[Trace]:
+        where: list[str] = []
+        args: list[object] = []
+        for cond, value in (("time >= %s", since), ("time < %s", until),
+                            ("tier = %s", tier), ("key_id = %s", key_id),
+                            ("escalated = %s", escalated)):
+            if value is not None:
+                where.append(cond)
+                args.append(value)
+        if errors is not None:
+            where.append("status <> 'ok'" if errors else "status = 'ok'")
+        sql = f"SELECT {', '.join(COLUMNS)} FROM traces"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY time DESC, id" if newest_first else " ORDER BY time, id"
+        if limit is not None:
+            sql += " LIMIT %s"
+            args.append(int(limit))
+        reader = connect(self._url)
+        try:
+            # A named (server-side) cursor streams: an export never holds every row.
+            with reader.transaction(), reader.cursor(name="rung_traces") as cur:
+                cur.itersize = 2000
+                cur.execute(sql, args)
+                for row in cur:
+                    yield from_row(row)
+        finally:
+            reader.close()
+
+    def get(self, trace_id: str) -> Trace | None:
+        with connect(self._url) as reader:
+            row = reader.execute(f"SELECT {', '.join(COLUMNS)} FROM traces WHERE id = %s",
+                                 (trace_id,)).fetchone()
+        return from_row(row) if row else None
+
+    def count(self) -> int:
+        with connect(self._url) as reader:
+            row = reader.execute("SELECT COUNT(*) FROM traces").fetchone()
+        return int(row[0]) if row else 0
+
+    def close(self) -> None:
+        """Flush every queued write, then close."""
+        self._queue.put(None)
+        self._thread.join(timeout=30)
+        self._reset()

@@ -1,0 +1,137 @@
+"""Live evaluation: checks, the sandbox, and runs through real tiers (upstream servers on
+loopback, and the embedded model), resumed after an interruption."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from rung.cli.main import main
+from rung.devtools.upstream import UpstreamBehaviour
+from rung.eval import datasets
+from rung.eval.checks import extract_code, final_number, is_correct, sandbox_run
+from tests.conftest import SHARED_DATA, upstream_server
+
+GSM8K = SHARED_DATA / "routellm" / "gsm8k" / "test.jsonl"
+
+
+@pytest.mark.parametrize(("text", "number"), [
+    ("so 9 * 2 = 18.\nThe answer is 18", "18"),
+    ("The answer is $1,250.00 in total", "1250"),
+    ("#### 42", "42"),
+    ("first 3 then 7", "7"),
+    ("The answer is -4.5", "-4.5"),
+    ("no number", None),
+])
+def test_final_number(text: str, number: str | None) -> None:
+    assert final_number(text) == number
+
+
+def test_extract_code() -> None:
+    assert extract_code("Here:\n```python\ndef f():\n    return 1\n```", "") == \
+        "def f():\n    return 1\n"
+    assert extract_code("    return 1\n", "def f():\n").startswith("def f():")
+
+
+@pytest.mark.parametrize(("program", "ok"), [
+    ("assert 1 + 1 == 2", True),
+    ("assert 1 + 1 == 3", False),
+    ("while True: pass", False),  # killed by the time limit
+    ("x = bytearray(4 * 1024 ** 3)", False),  # over the memory limit
+    ("import socket\nsocket.create_connection(('1.1.1.1', 53), timeout=2)", False),
+    ("import os\nassert not os.environ.get('HOME')", True),  # an empty environment
+])
+def test_sandbox(program: str, ok: bool) -> None:
+    assert sandbox_run(program, timeout_s=2) is ok
+
+
+def test_sandbox_has_no_network_even_to_loopback() -> None:
+    with upstream_server() as up:
+        port = int(up.url.rsplit(":", 1)[1])
+        prog = f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=2)"
+        assert sandbox_run(prog, timeout_s=5) is False
+
+
+def test_humaneval_canonical_solutions_pass() -> None:
+    """The harness is right: the reference solutions pass, a wrong one fails."""
+    items, _ = datasets.load("humaneval")
+    assert len(items) == 164
+    raw = gzip.decompress(datasets.humaneval_path().read_bytes()).decode().splitlines()
+    canon = {json.loads(r)["task_id"]: json.loads(r)["canonical_solution"] for r in raw}
+    for item in items[:5]:
+        good = "```python\n" + item.extra["code_prompt"] + canon[item.id] + "```"
+        assert is_correct(item, good)
+        assert not is_correct(item, "```python\n" + item.extra["code_prompt"] +
+                              "    return None\n```")
+
+
+def _config(tmp: Path, a: str, b: str) -> Path:
+    cfg = tmp / "c.toml"
+    cfg.write_text(f"""
+[[tiers]]
+name = "small"
+backend = {{ type = "openai", base_url = "{a}/v1", model = "m" }}
+cost = {{ input_per_mtok = 1.0, output_per_mtok = 1.0 }}
+verifiers = [{{ type = "logprob", min_logprob = -1.0 }}]
+[[tiers]]
+name = "big"
+backend = {{ type = "openai", base_url = "{b}/v1", model = "m" }}
+cost = {{ input_per_mtok = 10.0, output_per_mtok = 10.0 }}
+""")
+    return cfg
+
+
+def test_live_run_outcomes_and_training_on_them(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    lines = [json.loads(line) for line in GSM8K.read_text().splitlines()[:40]]
+    refs = {datasets.GSM8K_INSTRUCTION + x["question"]: datasets.gsm8k_reference(x["answer"])
+            for x in lines}
+    keys = list(refs)
+    # the small tier is right on every third item, the big one on all but every fifth
+    small = UpstreamBehaviour(reply_fn=lambda q: f"The answer is "
+                              f"{refs[q] if keys.index(q) % 3 == 0 else -1}")
+    big = UpstreamBehaviour(reply_fn=lambda q: f"The answer is "
+                            f"{refs[q] if keys.index(q) % 5 else -1}")
+    with upstream_server(small) as a, upstream_server(big) as b:
+        cfg = _config(tmp_path, a.url, b.url)
+        argv = ["eval", "run", "--config", str(cfg), "--dataset", "gsm8k", "--data",
+                str(GSM8K), "--limit", "40", "--tiers", "all", "--policy", "--out", str(out)]
+        assert main(argv) == 0
+        summary = json.loads(capsys.readouterr().out)
+        rows = (out / "items.jsonl").read_text().splitlines()
+        assert len(rows) == 120
+        # a torn line (a run killed mid-write) is ignored, and nothing is redone
+        with (out / "items.jsonl").open("a") as f:
+            f.write('{"item": "gsm8k/0", "tar')
+        assert main(argv) == 0
+        capsys.readouterr()
+        assert len((out / "items.jsonl").read_text().splitlines()) == 121
+    assert summary["small"]["accuracy"] == pytest.approx(14 / 40)
+    assert summary["big"]["accuracy"] == pytest.approx(32 / 40)
+    assert summary["policy"]["answered_by"] == {"small": 40}  # the upstream gives no logprobs
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["dataset_sha256"] and manifest["seed"] == 0 and manifest["machine"]["cpus"]
+    table = out / "outcomes"
+    assert (table / "gsm8k" / "columns.json").exists()
+    model = tmp_path / "r.npz"
+    assert main(["router", "train", "--data", str(table), "--benchmark", "gsm8k", "--out",
+                 str(model)]) == 0
+    assert main(["verify", "train", "--data", str(table), "--benchmark", "gsm8k", "--out",
+                 str(tmp_path / "v.npz")]) == 0
+
+
+@pytest.mark.slow
+def test_live_run_on_the_embedded_model(tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    assert main(["eval", "run", "--dataset", "gsm8k", "--data", str(GSM8K), "--limit", "2",
+                 "--tiers", "all", "--out", str(out), "--max-tokens", "64"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    s = summary["smollm2-135m"]
+    assert s["n"] == 2 and s["completion_tokens"] > 0 and s["tokens_per_s"] > 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["models_sha256"]["smollm2-135m"].startswith("b179c952")
