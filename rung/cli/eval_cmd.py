@@ -26,6 +26,21 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     r.add_argument("--report", metavar="DIR", default=None,
                    help="write routing.html (self-contained) and routing.png there")
     r.set_defaults(func=_routing)
+    lv = esub.add_parser("run", help="send a dataset through tiers and/or the policy, live")
+    lv.add_argument("--config", default=None, help="TOML config (default: embedded model)")
+    lv.add_argument("--dataset", required=True, help="gsm8k, humaneval or mc")
+    lv.add_argument("--data", default=None, help="JSON lines file (gsm8k, mc)")
+    lv.add_argument("--limit", type=int, default=None, help="first N items only")
+    lv.add_argument("--tiers", default=None,
+                    help="comma-separated tier names to run pinned, or 'all'")
+    lv.add_argument("--policy", action="store_true",
+                    help="also run the full policy (the alias: router, cascade)")
+    lv.add_argument("--out", required=True, help="run directory (resumes when it exists)")
+    lv.add_argument("--seed", type=int, default=0)
+    lv.add_argument("--max-tokens", type=int, default=512)
+    lv.add_argument("--concurrency", type=int, default=1,
+                    help="requests in flight (local tiers queue them anyway)")
+    lv.set_defaults(func=_live)
     g = esub.add_parser("gate", help="exit 1 when a metric fell below its baseline")
     g.add_argument("--baseline", required=True, help="stored summary (JSON)")
     g.add_argument("--current", default="-", help="summary to check (JSON; - for stdin)")
@@ -90,3 +105,60 @@ def _gate(args: argparse.Namespace) -> int:
     if not problems:
         print("gate: no metric fell below its baseline")
     return 1 if problems else 0
+
+
+def _live(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from rung.config import load_config
+    from rung.errors import ConfigError
+    from rung.eval import datasets, live
+    from rung.eval.manifest import write_manifest
+    from rung.eval.outcomes import write_outcomes
+    from rung.gateway import Gateway
+
+    config = load_config(args.config)
+    names = [t.name for t in config.tiers]
+    tiers = names if args.tiers == "all" else [t for t in (args.tiers or "").split(",") if t]
+    unknown = [t for t in tiers if t not in names]
+    if unknown:
+        raise ConfigError(f"unknown tier {unknown[0]!r}; tiers: {', '.join(names)}")
+    targets = [live.Target(t) for t in tiers] + ([live.Target(live.POLICY)] if args.policy
+                                                 else [])
+    if not targets:
+        raise ConfigError("nothing to run: give --tiers and/or --policy")
+    if args.max_tokens < 1 or args.concurrency < 1:
+        raise ConfigError("--max-tokens and --concurrency must be at least 1")
+    items, data_hash = datasets.load(args.dataset, args.data)
+    items = items[: args.limit] if args.limit else items
+    out = Path(args.out)
+    write_manifest(out, config=config, config_path=args.config, dataset=args.dataset,
+                   data_hash=data_hash, n_items=len(items), seed=args.seed,
+                   targets=[t.name for t in targets], max_tokens=args.max_tokens,
+                   argv=sys.argv[1:])
+
+    async def go() -> Path:
+        gateway = Gateway(config)
+        await gateway.start()
+        try:
+            return await live.run(gateway, items, targets, out, seed=args.seed,
+                                  max_tokens=args.max_tokens, concurrency=args.concurrency)
+        finally:
+            await gateway.aclose()
+
+    try:
+        path = asyncio.run(go())
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished items are kept; run the same command to resume",
+              file=sys.stderr)
+        return 130
+    wanted = {i.id for i in items}
+    rows = [r for r in live.load_done(path).values() if r["item"] in wanted]
+    summary = live.summarize(rows, [t.name for t in targets])
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    table = write_outcomes(rows, tiers, args.dataset, out / "outcomes")
+    print(json.dumps(summary, indent=2))
+    if table is not None:
+        print(f"outcome table (for rung router train / rung verify train): {table.parent.parent}",
+              file=sys.stderr)
+    return 0
