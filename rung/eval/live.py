@@ -53,15 +53,19 @@ def load_done(path: Path) -> dict[tuple[str, str], dict[str, Any]]:
 async def answer_one(gateway: Gateway, item: Item, target: Target, *, seed: int,
                      max_tokens: int) -> dict[str, Any]:
     model = gateway.config.alias if target.name == POLICY else target.name
+    # Logprobs are asked for so that logprob-gated cascades can be replayed offline from
+    # pinned runs (rung.eval.replay); they do not change the greedy answer.
     req = ChatRequest(messages=(Message("user", item.prompt),), max_tokens=max_tokens,
-                      temperature=0.0, seed=seed)
+                      temperature=0.0, seed=seed, logprobs=True)
     route = Route(requested=model)
     t0 = time.perf_counter()
     text, usage, error = "", None, None
+    lps: list[float] = []
     try:
         async for chunk in gateway.stream(model, req, route):
             text += chunk.text
             usage = chunk.usage or usage
+            lps.extend(t.logprob for t in chunk.logprobs)
     except RungError as exc:
         error = exc.message
     seconds = time.perf_counter() - t0
@@ -73,6 +77,8 @@ async def answer_one(gateway: Gateway, item: Item, target: Target, *, seed: int,
         "completion_tokens": usage.completion_tokens if usage else 0,
         "seconds": round(seconds, 4), "cost": route.cost, "score": route.score,
         "escalations": route.escalations, "route": route.as_dict(),
+        "mean_logprob": round(sum(lps) / len(lps), 5) if lps else None,
+        "min_logprob": round(min(lps), 5) if lps else None,
     }
 
 
