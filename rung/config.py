@@ -195,6 +195,21 @@ class StoreConfig(_Frozen):
                          "(hashes, tokens, costs and routes are still stored).")
 
 
+class DriftConfig(_Frozen):
+    enabled: bool = Field(False, description="Run the periodic drift check in the server "
+                          "(needs the `train` extra).")
+    interval_s: float = Field(60.0, gt=0, description="Seconds between checks.")
+    recent_s: float = Field(3600.0, gt=0, description="Length of the recent window.")
+    reference_s: float = Field(604800.0, gt=0, description="Length of the reference window, "
+                               "which ends where the recent one starts.")
+    threshold_p: float = Field(0.05, gt=0, lt=1, description="Per-test alpha; the overall "
+                               "flag uses it divided by the number of tests (Bonferroni).")
+    max_traces: int = Field(500, ge=10, description="Random sample cap per window.")
+    min_traces: int = Field(50, ge=10, description="Fewest successful traces per window "
+                            "before testing.")
+    permutations: int = Field(200, ge=99, description="Permutations per test.")
+
+
 class Config(_Frozen):
     alias: str = Field(
         "rung", min_length=1, description="Model name that means 'let rung choose the tier'."
@@ -202,6 +217,8 @@ class Config(_Frozen):
     server: ServerConfig = Field(default_factory=ServerConfig, description="HTTP server.")
     catalog: CatalogConfig = Field(default_factory=CatalogConfig, description="Model files.")
     store: StoreConfig = Field(default_factory=StoreConfig, description="Where traces go.")
+    drift: DriftConfig = Field(default_factory=DriftConfig,
+                               description="Drift monitoring in the server.")
     routing: RoutingConfig = Field(default_factory=RoutingConfig,
                                    description="Routing and the cascade.")
     tiers: tuple[TierConfig, ...] = Field(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -55,6 +55,10 @@ class Metrics:
         self.verifier_score = Histogram("rung_verifier_score", "Verifier scores by verifier.",
                                         ["verifier"], buckets=[i / 10 for i in range(1, 11)],
                                         registry=r)
+        self.drift_detected = Gauge("rung_drift_detected", "1 when the last drift check "
+                                    "flagged drift (Bonferroni over its tests).", registry=r)
+        self.drift_p = Gauge("rung_drift_p_value", "p-value of each drift test in the last "
+                             "check.", ["test"], registry=r)
         r.register(_StateCollector(state))
 
     def render(self) -> bytes:

@@ -11,7 +11,8 @@ from rung import __version__
 from rung.errors import RungError
 
 # Subcommand modules under rung.cli; each defines register(subparsers).
-SUBCOMMANDS = ("serve", "chat", "models", "traces", "keys", "config_cmd", "router", "verify", "eval_cmd")
+SUBCOMMANDS = ("serve", "chat", "models", "traces", "keys", "config_cmd", "router", "verify", "eval_cmd",
+               "drift")
 
 
 def build_parser() -> argparse.ArgumentParser:

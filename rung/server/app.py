@@ -119,6 +119,14 @@ def create_app(config: Config, *, gateway: Gateway | None = None,
         app[ACCESS] = Access(db if db is not None else sqlite_path(config.store.url))
     app[_TASKS] = []
 
+    monitor = None
+    if config.drift.enabled:
+        from rung.drift.monitor import DriftMonitor
+        from rung.server.dashboard import DRIFT
+
+        monitor = DriftMonitor(app[STORE], config.drift, app[METRICS])
+        app[DRIFT] = monitor.status
+
     async def on_startup(app: web.Application) -> None:
         async def load() -> None:
             try:
@@ -126,6 +134,8 @@ def create_app(config: Config, *, gateway: Gateway | None = None,
             except RungError as exc:
                 log.error("a tier failed to start: %s", exc.message)
         app[_TASKS].append(asyncio.create_task(load()))
+        if monitor is not None:
+            app[_TASKS].append(asyncio.create_task(monitor.run()))
 
     async def on_cleanup(app: web.Application) -> None:
         for task in app[_TASKS]:

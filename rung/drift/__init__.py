@@ -1,0 +1,1 @@
+"""Drift monitoring: is recent traffic (inputs, routing, quality) unlike a reference window?"""
