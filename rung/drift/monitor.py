@@ -54,6 +54,6 @@ class DriftMonitor:
         while True:
             try:
                 await self.check()
-            except Exception:  # noqa: BLE001 - a failed check must not stop the monitor
+            except Exception:
                 log.exception("drift check failed")
             await asyncio.sleep(self._cfg.interval_s)
