@@ -116,7 +116,8 @@ class Cascade:
         for i, name in enumerate(plan):
             is_last = i == len(plan) - 1
             checks = self._verifiers.get(name, ()) if verify and not is_last else ()
-            attempt: dict[str, Any] = {"tier": name, "outcome": "pending"}
+            attempt: dict[str, Any] = {"tier": name, "outcome": "pending",
+                                       "start": time.time()}
             route.attempts.append(attempt)
             if checks:
                 wants_lp = any(v.needs_logprobs for v in checks)
@@ -125,12 +126,14 @@ class Cascade:
                     answer = await self.generate(name, req)
                 except _FAILURES as exc:
                     attempt["outcome"], last_error = type(exc).__name__, exc
+                    attempt["ms"] = round((time.time() - attempt["start"]) * 1000, 3)
                     continue
                 route.cost += self._cost(name, answer)
                 spent = _Spend()
                 verdicts = [await v.verify(request, answer, spent.wrap(self)) for v in checks]
                 route.cost += spent.cost
                 decision = combine(verdicts, self._tiers[name].verify_rule)
+                attempt["ms"] = round((time.time() - attempt["start"]) * 1000, 3)
                 attempt["verdicts"] = [dataclasses.asdict(v) for v in verdicts]
                 attempt["usage"] = _usage(answer)
                 if decision.accept:
@@ -161,6 +164,7 @@ class Cascade:
             finally:
                 await stream.aclose()
                 streamed.seconds = time.perf_counter() - t0
+                attempt["ms"] = round(streamed.seconds * 1000, 3)
                 route.cost += self._cost(name, streamed)
             route.tier = name
             attempt["outcome"] = "answered"

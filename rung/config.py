@@ -195,6 +195,13 @@ class StoreConfig(_Frozen):
                          "(hashes, tokens, costs and routes are still stored).")
 
 
+class TelemetryConfig(_Frozen):
+    otlp_endpoint: str | None = Field(
+        None, description="OTLP/HTTP traces endpoint, e.g. `http://127.0.0.1:4318/v1/traces`"
+        " (needs the `otel` extra). Unset: no spans, no cost.")
+    service_name: str = Field("rung", description="`service.name` of the spans.")
+
+
 class DriftConfig(_Frozen):
     enabled: bool = Field(False, description="Run the periodic drift check in the server "
                           "(needs the `train` extra).")
@@ -217,6 +224,8 @@ class Config(_Frozen):
     server: ServerConfig = Field(default_factory=ServerConfig, description="HTTP server.")
     catalog: CatalogConfig = Field(default_factory=CatalogConfig, description="Model files.")
     store: StoreConfig = Field(default_factory=StoreConfig, description="Where traces go.")
+    telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig,
+                                       description="OpenTelemetry export.")
     drift: DriftConfig = Field(default_factory=DriftConfig,
                                description="Drift monitoring in the server.")
     routing: RoutingConfig = Field(default_factory=RoutingConfig,

@@ -18,6 +18,7 @@ from rung.server.chat import chat_completions
 from rung.server.dashboard import add_dashboard_routes
 from rung.server.errors import error_response, plain_error
 from rung.store.base import TraceStore, open_store, sqlite_path
+from rung.telemetry import Telemetry
 
 log = logging.getLogger("rung.server")
 
@@ -26,13 +27,15 @@ METRICS = web.AppKey("metrics", Metrics)
 CONFIG = web.AppKey("config", Config)
 STORE = web.AppKey("store", TraceStore)
 ACCESS: web.AppKey[Access | None] = web.AppKey("access")
+TELEMETRY: web.AppKey[Telemetry | None] = web.AppKey("telemetry")
 _TASKS = web.AppKey("tasks", list)
 
 
 async def _chat(request: web.Request) -> web.StreamResponse:
     app = request.app
     return await chat_completions(request, config=app[CONFIG], gateway=app[GATEWAY],
-                                  metrics=app[METRICS], store=app[STORE], access=app[ACCESS])
+                                  metrics=app[METRICS], store=app[STORE], access=app[ACCESS],
+                                  telemetry=app[TELEMETRY])
 
 
 def _gate(request: web.Request, *, admin: bool = False) -> web.Response | None:
@@ -94,7 +97,8 @@ async def _json_errors(request: web.Request, handler: Any) -> web.StreamResponse
 
 
 def create_app(config: Config, *, gateway: Gateway | None = None,
-               store: TraceStore | None = None) -> web.Application:
+               store: TraceStore | None = None,
+               telemetry: Telemetry | None = None) -> web.Application:
     """Build the server. Models load in the background after start-up; /readyz says when.
     The trace store opens here (its schema migrates) and closes on clean-up."""
     app = web.Application(client_max_size=config.server.max_body_bytes,
@@ -110,6 +114,7 @@ def create_app(config: Config, *, gateway: Gateway | None = None,
     app[METRICS] = Metrics(state)
     app[STORE] = store if store is not None else open_store(config.store.url)
     app[ACCESS] = None
+    app[TELEMETRY] = telemetry if telemetry is not None else Telemetry.from_config(config)
     if auth_required(config.server.auth, config.server.host):
         db = getattr(app[STORE], "path", None)
         if db is None and not config.store.url.startswith("sqlite:///"):
@@ -145,6 +150,9 @@ def create_app(config: Config, *, gateway: Gateway | None = None,
         access = app[ACCESS]
         if access is not None:
             access.close()
+        tel = app[TELEMETRY]
+        if tel is not None:
+            await asyncio.to_thread(tel.shutdown)
 
     app.on_startup.append(on_startup)
     app.on_cleanup.append(on_cleanup)

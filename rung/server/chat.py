@@ -27,6 +27,7 @@ from rung.server import wire
 from rung.server.errors import error_response
 from rung.store.base import TraceStore
 from rung.store.trace import Trace, prompt_hash
+from rung.telemetry import Telemetry
 
 
 def route_headers(route: Route) -> dict[str, str]:
@@ -47,6 +48,7 @@ class Exchange:
     finished: bool = False
     access: Access | None = None
     key: ApiKey | None = None
+    telemetry: Telemetry | None = None
 
     def first_token(self) -> None:
         if self.t_first is None:
@@ -92,14 +94,17 @@ class Exchange:
         if self.access is not None and self.key is not None:
             self.access.record(self.key, tokens=t.input_tokens + t.output_tokens, cost=t.cost)
         await asyncio.shield(self.store.write(t))
+        if self.telemetry is not None:
+            self.telemetry.emit(t, time.time_ns())
 
 
 async def chat_completions(request: web.Request, *, config: Config, gateway: Gateway,
-                           metrics: Metrics, store: TraceStore,
-                           access: Access | None) -> web.StreamResponse:
+                           metrics: Metrics, store: TraceStore, access: Access | None,
+                           telemetry: Telemetry | None = None) -> web.StreamResponse:
     rid = f"chatcmpl-{uuid.uuid4().hex}"
     ex = Exchange(metrics, store, config.store.redact,
-                  Trace(id=rid, time=time.time(), model=""), access=access)
+                  Trace(id=rid, time=time.time(), model=""), access=access,
+                  telemetry=telemetry)
     if access is not None:
         try:
             ex.key = access.authenticate(request.headers.get("Authorization"))

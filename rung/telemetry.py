@@ -1,0 +1,89 @@
+"""OpenTelemetry spans for each request and each tier call, with the GenAI semantic
+conventions. Off by default at no cost: without an exporter nothing is imported and no
+span is built. Spans are emitted when a request finishes, from its trace and route
+(each tier attempt carries its start time and duration), so the hot path stays free of
+telemetry calls.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from rung.config import Config, LlamaBackendConfig
+from rung.store.trace import Trace
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export import SpanExporter
+
+
+class Telemetry:
+    def __init__(self, config: Config, exporter: SpanExporter) -> None:
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+        self._provider = TracerProvider(resource=Resource.create(
+            {"service.name": config.telemetry.service_name}))
+        self._provider.add_span_processor(BatchSpanProcessor(exporter))
+        self._tracer = self._provider.get_tracer("rung")
+        self._tiers = {t.name: t for t in config.tiers}
+
+    @classmethod
+    def from_config(cls, config: Config) -> Telemetry | None:
+        if not config.telemetry.otlp_endpoint:
+            return None
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        return cls(config, OTLPSpanExporter(endpoint=config.telemetry.otlp_endpoint))
+
+    def _tier_attrs(self, tier: str) -> dict[str, Any]:
+        cfg = self._tiers.get(tier)
+        if cfg is None:
+            return {}
+        b = cfg.backend
+        if isinstance(b, LlamaBackendConfig):
+            return {"gen_ai.provider.name": "llama.cpp", "gen_ai.request.model": b.model}
+        return {"gen_ai.provider.name": "openai", "gen_ai.request.model": b.model,
+                "server.address": b.base_url}
+
+    def emit(self, trace: Trace, end_ns: int) -> None:
+        """One ``chat`` span for the request, a child per tier attempt."""
+        from opentelemetry import trace as otel
+        from opentelemetry.trace import Status, StatusCode
+
+        start_ns = int(trace.time * 1e9)
+        span = self._tracer.start_span(
+            f"chat {trace.model or '?'}", kind=otel.SpanKind.SERVER, start_time=start_ns,
+            attributes={
+                "gen_ai.operation.name": "chat", "gen_ai.provider.name": "rung",
+                "gen_ai.request.model": trace.model, "gen_ai.response.model": trace.tier or "",
+                "gen_ai.response.id": trace.id,
+                "gen_ai.usage.input_tokens": trace.input_tokens,
+                "gen_ai.usage.output_tokens": trace.output_tokens,
+                "rung.status": trace.status, "rung.escalated": trace.escalated,
+                "rung.cost": trace.cost, "rung.route.reason": str(trace.route.get("reason", "")),
+                **({"rung.router.score": trace.score} if trace.score is not None else {}),
+            })
+        if trace.status != "ok":
+            span.set_status(Status(StatusCode.ERROR, trace.error or trace.status))
+        ctx = otel.set_span_in_context(span)
+        for a in trace.route.get("attempts", ()):
+            if "start" not in a:
+                continue
+            t0 = int(a["start"] * 1e9)
+            usage = a.get("usage") or [0, 0]
+            child = self._tracer.start_span(
+                f"chat {a['tier']}", context=ctx, kind=otel.SpanKind.CLIENT, start_time=t0,
+                attributes={"gen_ai.operation.name": "chat", **self._tier_attrs(a["tier"]),
+                            "gen_ai.usage.input_tokens": usage[0],
+                            "gen_ai.usage.output_tokens": usage[1],
+                            "rung.tier": a["tier"], "rung.outcome": a["outcome"],
+                            "rung.verdicts": ",".join(
+                                f"{v['name']}={v['score']:.3f}" for v in a.get("verdicts", ()))})
+            if a["outcome"] not in ("answered", "rejected"):
+                child.set_status(Status(StatusCode.ERROR, a["outcome"]))
+            child.end(end_time=t0 + int(a.get("ms", 0) * 1e6))
+        span.end(end_time=end_ns)
+
+    def shutdown(self) -> None:
+        self._provider.shutdown()
