@@ -11,12 +11,8 @@ cannot hold NUL, so NUL characters are stored as U+FFFD.
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import json
 import logging
-import queue
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,6 +20,7 @@ import psycopg
 from psycopg import conninfo
 
 from rung.errors import ConfigError
+from rung.store.batching import BatchWriter, Item, filter_sql
 from rung.store.sqlite import COLUMNS
 from rung.store.trace import Trace
 
@@ -140,9 +137,6 @@ def from_row(row: tuple[Any, ...]) -> Trace:
     return Trace(**d)
 
 
-_Item = tuple[Trace, concurrent.futures.Future[None]]
-
-
 class PostgresStore:
     """``await write(trace)`` returns once the trace is committed. ``url`` is any libpq
     connection string (``postgresql://user:pw@host:port/db?sslmode=...``)."""
@@ -151,32 +145,13 @@ class PostgresStore:
         self._url = url
         self._conn: psycopg.Connection[tuple[Any, ...]] | None = connect(url)
         migrate(self._conn)
-        self._queue: queue.Queue[_Item | None] = queue.Queue()
-        self._thread = threading.Thread(target=self._writer, name="rung-traces-pg",
-                                        daemon=True)
-        self._thread.start()
+        self._writer = BatchWriter(self._commit, name="rung-traces-pg")
+        self.write, self.write_sync = self._writer.write, self._writer.write_sync
 
     def __repr__(self) -> str:
         return f"PostgresStore({describe(self._url)!r})"
 
-    def _writer(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            batch = [item]
-            while True:  # everything queued meanwhile goes into the same commit
-                try:
-                    nxt = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    self._queue.put(None)
-                    break
-                batch.append(nxt)
-            self._commit(batch)
-
-    def _commit(self, batch: list[_Item]) -> None:
+    def _commit(self, batch: list[Item]) -> None:
         try:
             self._insert(batch)
         except (psycopg.OperationalError, ConfigError):  # connection lost: reconnect, retry
@@ -199,7 +174,7 @@ class PostgresStore:
         for _, fut in batch:
             fut.set_result(None)
 
-    def _insert(self, batch: list[_Item]) -> None:
+    def _insert(self, batch: list[Item]) -> None:
         if self._conn is None or self._conn.closed:
             self._conn = connect(self._url)
         with self._conn.transaction(), self._conn.cursor() as cur:
@@ -210,37 +185,14 @@ class PostgresStore:
             self._conn.close()
         self._conn = None
 
-    async def write(self, trace: Trace) -> None:
-        fut: concurrent.futures.Future[None] = concurrent.futures.Future()
-        self._queue.put((trace, fut))
-        await asyncio.wrap_future(fut)
-
-    def write_sync(self, trace: Trace) -> None:
-        fut: concurrent.futures.Future[None] = concurrent.futures.Future()
-        self._queue.put((trace, fut))
-        fut.result()
-
     def query(self, *, since: float | None = None, until: float | None = None,
               tier: str | None = None, key_id: str | None = None,
               escalated: bool | None = None, errors: bool | None = None,
               limit: int | None = None, newest_first: bool = False) -> Iterator[Trace]:
-        where: list[str] = []
-        args: list[object] = []
-        for cond, value in (("time >= %s", since), ("time < %s", until),
-                            ("tier = %s", tier), ("key_id = %s", key_id),
-                            ("escalated = %s", escalated)):
-            if value is not None:
-                where.append(cond)
-                args.append(value)
-        if errors is not None:
-            where.append("status <> 'ok'" if errors else "status = 'ok'")
-        sql = f"SELECT {', '.join(COLUMNS)} FROM traces"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY time DESC, id" if newest_first else " ORDER BY time, id"
-        if limit is not None:
-            sql += " LIMIT %s"
-            args.append(int(limit))
+        where, args = filter_sql(mark="%s", since=since, until=until, tier=tier,
+                                 key_id=key_id, escalated=escalated, errors=errors,
+                                 limit=limit, newest_first=newest_first)
+        sql = f"SELECT {', '.join(COLUMNS)} FROM traces{where}"
         reader = connect(self._url)
         try:
             # A named (server-side) cursor streams: an export never holds every row.
@@ -265,6 +217,5 @@ class PostgresStore:
 
     def close(self) -> None:
         """Flush every queued write, then close."""
-        self._queue.put(None)
-        self._thread.join(timeout=30)
+        self._writer.close()
         self._reset()

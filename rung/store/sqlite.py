@@ -7,16 +7,13 @@ everything queued while the previous commit ran).
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import json
-import queue
 import sqlite3
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from rung.store.batching import BatchWriter, Item, filter_sql
 from rung.store.trace import Trace
 
 # Append-only: never edit a shipped migration, add the next one.
@@ -106,6 +103,10 @@ def to_row(t: Trace) -> tuple[Any, ...]:
                  int(v) if c in _BOOL else v for c, v in zip(COLUMNS, values, strict=True))
 
 
+_INSERT = (f"INSERT OR REPLACE INTO traces ({', '.join(COLUMNS)}) VALUES "
+           f"({', '.join('?' * len(COLUMNS))})")
+
+
 def from_row(row: tuple[Any, ...]) -> Trace:
     d = dict(zip(COLUMNS, row, strict=True))
     for c in _JSON:
@@ -122,76 +123,33 @@ class SqliteStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._conn = connect(path)
-        self._queue: queue.Queue[tuple[Trace, concurrent.futures.Future[None]] | None] = \
-            queue.Queue()
-        self._thread = threading.Thread(target=self._writer, name="rung-traces", daemon=True)
-        self._thread.start()
+        self._writer = BatchWriter(self._commit, name="rung-traces")
+        self.write, self.write_sync = self._writer.write, self._writer.write_sync
 
-    def _writer(self) -> None:
-        insert = f"INSERT OR REPLACE INTO traces ({', '.join(COLUMNS)}) VALUES " \
-                 f"({', '.join('?' * len(COLUMNS))})"
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            batch = [item]
-            while True:  # everything queued meanwhile goes into the same commit
-                try:
-                    nxt = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    self._queue.put(None)
-                    break
-                batch.append(nxt)
-            try:
-                self._conn.execute("BEGIN")
-                self._conn.executemany(insert, [to_row(t) for t, _ in batch])
-                self._conn.execute("COMMIT")
-            except Exception as exc:  # noqa: BLE001 - every waiter must hear about it
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
-                for _, fut in batch:
-                    fut.set_exception(exc)
-                continue
+    def _commit(self, batch: list[Item]) -> None:
+        try:
+            self._conn.execute("BEGIN")
+            self._conn.executemany(_INSERT, [to_row(t) for t, _ in batch])
+            self._conn.execute("COMMIT")
+        except Exception as exc:  # noqa: BLE001 - every waiter must hear about it
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
             for _, fut in batch:
-                fut.set_result(None)
-
-    async def write(self, trace: Trace) -> None:
-        fut: concurrent.futures.Future[None] = concurrent.futures.Future()
-        self._queue.put((trace, fut))
-        await asyncio.wrap_future(fut)
-
-    def write_sync(self, trace: Trace) -> None:
-        fut: concurrent.futures.Future[None] = concurrent.futures.Future()
-        self._queue.put((trace, fut))
-        fut.result()
+                fut.set_exception(exc)
+            return
+        for _, fut in batch:
+            fut.set_result(None)
 
     def query(self, *, since: float | None = None, until: float | None = None,
               tier: str | None = None, key_id: str | None = None,
               escalated: bool | None = None, errors: bool | None = None,
               limit: int | None = None, newest_first: bool = False) -> Iterator[Trace]:
-        where: list[str] = []
-        args: list[object] = []
-        for cond, value in (("time >= ?", since), ("time < ?", until), ("tier = ?", tier),
-                            ("key_id = ?", key_id)):
-            if value is not None:
-                where.append(cond)
-                args.append(value)
-        if escalated is not None:
-            where.append("escalated = ?")
-            args.append(int(escalated))
-        if errors is not None:
-            where.append("status != 'ok'" if errors else "status = 'ok'")
-        sql = f"SELECT {', '.join(COLUMNS)} FROM traces"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY time DESC, id" if newest_first else " ORDER BY time, id"
-        if limit is not None:
-            sql += f" LIMIT {int(limit)}"
+        where, args = filter_sql(mark="?", since=since, until=until, tier=tier, key_id=key_id,
+                                 escalated=escalated, errors=errors, limit=limit,
+                                 newest_first=newest_first)
         reader = sqlite3.connect(self.path)
         try:
-            for row in reader.execute(sql, args):
+            for row in reader.execute(f"SELECT {', '.join(COLUMNS)} FROM traces{where}", args):
                 yield from_row(row)
         finally:
             reader.close()
@@ -213,6 +171,5 @@ class SqliteStore:
             reader.close()
 
     def close(self) -> None:
-        self._queue.put(None)
-        self._thread.join(timeout=30)
+        self._writer.close()
         self._conn.close()
