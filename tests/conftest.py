@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -143,3 +146,39 @@ def upstream_tier(name: str, url: str, **backend: object) -> dict[str, object]:
 
 def config_of(**data: object) -> Config:
     return parse_config(dict(data))
+
+
+class ServeProcess:
+    """`rung serve` as a real process over one upstream tier, on a free port."""
+
+    def __init__(self, tmp: Path, upstream_url: str, db: Path) -> None:
+        import socket
+
+        cfg = tmp / "serve.toml"
+        cfg.write_text(f'[[tiers]]\nname = "up"\nbackend = {{ type = "openai", base_url = '
+                       f'"{upstream_url}/v1", model = "m" }}\n')
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        self.cmd = [sys.executable, "-m", "rung.cli.main", "serve", "--config", str(cfg),
+                    "--port", str(port), "--store", f"sqlite:///{db}"]
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ServeProcess:
+        self.proc = subprocess.Popen(self.cmd, cwd=REPO, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, env=dict(os.environ))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if http("GET", f"{self.url}/readyz", timeout=1).status == 200:
+                    return self
+            except OSError:
+                time.sleep(0.05)
+        self.proc.kill()
+        raise TimeoutError("rung serve did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=20)

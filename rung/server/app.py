@@ -38,7 +38,8 @@ async def _chat(request: web.Request) -> web.StreamResponse:
                                   telemetry=app[TELEMETRY])
 
 
-def _gate(request: web.Request, *, admin: bool = False) -> web.Response | None:
+def gate(request: web.Request, *, admin: bool = False) -> web.Response | None:
+    """The error response for a caller without the right key; None when let in."""
     access = request.app[ACCESS]
     if access is None:
         return None
@@ -50,7 +51,7 @@ def _gate(request: web.Request, *, admin: bool = False) -> web.Response | None:
 
 
 async def list_models(request: web.Request) -> web.Response:
-    if (denied := _gate(request)) is not None:
+    if (denied := gate(request)) is not None:
         return denied
     config = request.app[CONFIG]
     created = int(time.time())
@@ -78,7 +79,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics_endpoint(request: web.Request) -> web.Response:
-    if (denied := _gate(request, admin=True)) is not None:
+    if (denied := gate(request, admin=True)) is not None:
         return denied
     return web.Response(body=request.app[METRICS].render(),
                         headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})

@@ -32,8 +32,7 @@ from aiohttp import web
 from rung.backends.base import Usage
 from rung.config import Config, CostConfig
 from rung.cost import cost_of
-from rung.errors import RungError
-from rung.server.errors import error_response, plain_error
+from rung.server.errors import plain_error
 from rung.store.base import TraceStore
 from rung.store.trace import Trace
 
@@ -321,16 +320,9 @@ def _flag(request: web.Request, name: str) -> bool | None:
 
 
 def _denied(request: web.Request) -> web.Response | None:
-    from rung.server.app import ACCESS
+    from rung.server.app import gate
 
-    access = request.app[ACCESS]
-    if access is None:
-        return None
-    try:
-        access.authenticate(request.headers.get("Authorization"), admin=True)
-    except RungError as exc:
-        return error_response(exc)
-    return None
+    return gate(request, admin=True)
 
 
 def _json(data: Any) -> web.Response:

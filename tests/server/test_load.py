@@ -4,18 +4,21 @@ sizes run in bench/load_bench.py)."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import aiohttp
 
 from rung.store.sqlite import SqliteStore
-from tests.conftest import REPO, config_of, http, rung_server, upstream_server, upstream_tier
+from tests.conftest import (
+    ServeProcess,
+    config_of,
+    http,
+    rung_server,
+    upstream_server,
+    upstream_tier,
+)
 
 
 async def _load(url: str, n: int, conc: int, *, stop_after: float | None = None,
@@ -60,35 +63,14 @@ def test_2000_requests_at_concurrency_64_lose_nothing(tmp_path: Path) -> None:
 
 
 def test_kill_9_under_load_keeps_every_acknowledged_trace(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
     with upstream_server() as up:
-        cfg = tmp_path / "c.toml"
-        cfg.write_text(f'[[tiers]]\nname = "up"\nbackend = {{ type = "openai", base_url = '
-                       f'"{up.url}/v1", model = "m" }}\n')
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        db = tmp_path / "t.db"
-        cmd = [sys.executable, "-m", "rung.cli.main", "serve", "--config", str(cfg), "--port",
-               str(port), "--store", f"sqlite:///{db}"]
-        url = f"http://127.0.0.1:{port}"
-
-        def start() -> subprocess.Popen[bytes]:
-            proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL, env=dict(os.environ))
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                try:
-                    if http("GET", f"{url}/readyz", timeout=1).status == 200:
-                        return proc
-                except OSError:
-                    time.sleep(0.05)
-            proc.kill()
-            raise TimeoutError("rung serve did not start")
-
-        proc = start()
+        server = ServeProcess(tmp_path, up.url, db).start()
+        assert server.proc is not None
+        proc = server.proc
 
         async def load_then_kill() -> list[str]:
-            task = asyncio.create_task(_load(url, 100_000, 16, stop_after=5.0))
+            task = asyncio.create_task(_load(server.url, 100_000, 16, stop_after=5.0))
             await asyncio.sleep(1.0)
             proc.send_signal(signal.SIGKILL)
             ok, _ = await task
@@ -97,14 +79,13 @@ def test_kill_9_under_load_keeps_every_acknowledged_trace(tmp_path: Path) -> Non
         ok = asyncio.run(load_then_kill())
         proc.wait(timeout=10)
         assert len(ok) > 50  # it was under load when it died
-        proc = start()  # restart on the same store: recovery must keep everything
+        server.start()  # restart on the same store: recovery must keep everything
         try:
-            assert http("POST", f"{url}/v1/chat/completions",
+            assert http("POST", f"{server.url}/v1/chat/completions",
                         {"model": "up", "messages": [{"role": "user", "content": "x"}]}
                         ).status == 200
         finally:
-            proc.terminate()
-            proc.wait(timeout=20)
+            server.stop()
     store = SqliteStore(db)
     stored = {t.id for t in store.query()}
     store.close()
@@ -151,38 +132,22 @@ def test_soak_memory_stays_flat(tmp_path: Path) -> None:
     """Reduced soak (the full 10,000-request run is bench/load_bench.py): RSS of a real
     `rung serve` process after 3,000 more requests stays within 10% of its warm level."""
     with upstream_server() as up:
-        cfg = tmp_path / "c.toml"
-        cfg.write_text(f'[[tiers]]\nname = "up"\nbackend = {{ type = "openai", base_url = '
-                       f'"{up.url}/v1", model = "m" }}\n')
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "rung.cli.main", "serve", "--config", str(cfg), "--port",
-             str(port), "--store", f"sqlite:///{tmp_path / 't.db'}"], cwd=REPO,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ))
-        url = f"http://127.0.0.1:{port}"
+        server = ServeProcess(tmp_path, up.url, tmp_path / "t.db").start()
+        assert server.proc is not None
+        pid = server.proc.pid
 
         def rss() -> int:
-            for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
                     return int(line.split()[1])
             raise AssertionError("no VmRSS")
 
         try:
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                try:
-                    if http("GET", f"{url}/readyz", timeout=1).status == 200:
-                        break
-                except OSError:
-                    time.sleep(0.05)
-            ok, errors = asyncio.run(_load(url, 1000, 16))
+            ok, errors = asyncio.run(_load(server.url, 1000, 16))
             warm = rss()
-            ok2, errors2 = asyncio.run(_load(url, 3000, 16))
+            ok2, errors2 = asyncio.run(_load(server.url, 3000, 16))
             after = rss()
         finally:
-            proc.terminate()
-            proc.wait(timeout=20)
+            server.stop()
     assert errors == errors2 == 0 and len(ok) + len(ok2) == 4000
     assert after <= warm * 1.10, f"RSS grew from {warm} kB to {after} kB"
