@@ -130,8 +130,13 @@ class Cascade:
                     continue
                 route.cost += self._cost(name, answer)
                 spent = _Spend()
+                t_verify = time.perf_counter()
                 verdicts = [await v.verify(request, answer, spent.wrap(self)) for v in checks]
                 route.cost += spent.cost
+                attempt["generate_ms"] = round(answer.seconds * 1000, 3)
+                attempt["verify_ms"] = round((time.perf_counter() - t_verify) * 1000, 3)
+                if answer.queue_ms is not None:
+                    attempt["queue_ms"] = answer.queue_ms
                 decision = combine(verdicts, self._tiers[name].verify_rule)
                 attempt["ms"] = round((time.time() - attempt["start"]) * 1000, 3)
                 attempt["verdicts"] = [dataclasses.asdict(v) for v in verdicts]
@@ -169,6 +174,9 @@ class Cascade:
             route.tier = name
             attempt["outcome"] = "answered"
             attempt["usage"] = _usage(streamed)
+            attempt["generate_ms"] = round(streamed.seconds * 1000, 3)
+            if streamed.queue_ms is not None:
+                attempt["queue_ms"] = streamed.queue_ms
             return
         if rejected is not None:
             route.tier = rejected.tier

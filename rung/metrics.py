@@ -50,6 +50,9 @@ class Metrics:
             registry=r)
         self.cost = Counter("rung_cost", "Cost of answered requests, by answering tier.",
                             ["tier"], registry=r)
+        self.cost_top = Counter(
+            "rung_cost_if_top_tier", "What the same answered requests would have cost on the "
+            "top tier (cost saved = this minus rung_cost_total).", registry=r)
         self.router_score = Histogram("rung_router_score", "Router scores.",
                                       buckets=[i / 10 for i in range(1, 11)], registry=r)
         self.verifier_score = Histogram("rung_verifier_score", "Verifier scores by verifier.",

@@ -81,6 +81,9 @@ class Chunk:
     logprobs: tuple[TokenLogprob, ...] = ()
     finish_reason: FinishReason | None = None
     usage: Usage | None = None
+    # On the last chunk of a local backend: how long the request waited for a free model
+    # instance before generation started (a stage latency in traces).
+    queue_ms: float | None = None
 
 
 class Backend(Protocol):

@@ -19,6 +19,7 @@ import logging
 import os
 import random
 import threading
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,6 +47,8 @@ class _Job:
     loop: asyncio.AbstractEventLoop
     out: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
     cancelled: threading.Event = field(default_factory=threading.Event)
+    enqueued: float = field(default_factory=time.perf_counter)
+    queue_ms: float = 0.0
 
     def emit(self, item: Any) -> None:
         self.loop.call_soon_threadsafe(self.out.put_nowait, item)
@@ -222,6 +225,7 @@ class LlamaBackend:
         return self._grammars[key]
 
     def _run(self, llm: Any, job: _Job) -> None:
+        job.queue_ms = (time.perf_counter() - job.enqueued) * 1000
         with self._running_lock:
             self._running += 1
         try:
@@ -285,7 +289,8 @@ class LlamaBackend:
         finally:
             gen.close()
         job.emit(Chunk(text=text.flush(), finish_reason=finish,  # type: ignore[arg-type]
-                       usage=Usage(prompt_tokens=n_prompt, completion_tokens=n_gen)))
+                       usage=Usage(prompt_tokens=n_prompt, completion_tokens=n_gen),
+                       queue_ms=round(job.queue_ms, 3)))
 
     def count_prompt_tokens(self, request: ChatRequest) -> int:
         """Tokens the prompt takes on this model (used by estimates and tests)."""

@@ -19,7 +19,8 @@ from rung.auth.access import Access
 from rung.auth.keys import ApiKey
 from rung.backends.base import Chunk, TokenLogprob, Usage
 from rung.cascade import Route
-from rung.config import Config
+from rung.config import Config, CostConfig
+from rung.cost import cost_of
 from rung.errors import PayloadTooLarge, RungError
 from rung.gateway import Gateway
 from rung.metrics import Metrics
@@ -49,6 +50,7 @@ class Exchange:
     access: Access | None = None
     key: ApiKey | None = None
     telemetry: Telemetry | None = None
+    top_cost: CostConfig | None = None  # the last tier's cost model, for cost saved
 
     def first_token(self) -> None:
         if self.t_first is None:
@@ -82,6 +84,8 @@ class Exchange:
             m.tokens.labels(tier, "prompt").inc(t.input_tokens)
             m.tokens.labels(tier, "completion").inc(t.output_tokens)
             m.cost.labels(tier).inc(t.cost)
+            if self.top_cost is not None and usage is not None:
+                m.cost_top.inc(cost_of(self.top_cost, usage, t.latency_ms / 1000))
         if route is not None:
             if route.score is not None:
                 m.router_score.observe(route.score)
@@ -104,7 +108,7 @@ async def chat_completions(request: web.Request, *, config: Config, gateway: Gat
     rid = f"chatcmpl-{uuid.uuid4().hex}"
     ex = Exchange(metrics, store, config.store.redact,
                   Trace(id=rid, time=time.time(), model=""), access=access,
-                  telemetry=telemetry)
+                  telemetry=telemetry, top_cost=config.tiers[-1].cost)
     if access is not None:
         try:
             ex.key = access.authenticate(request.headers.get("Authorization"))

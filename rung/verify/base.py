@@ -38,6 +38,11 @@ class Answer:
         return None
 
     @property
+    def queue_ms(self) -> float | None:
+        return next((c.queue_ms for c in reversed(self.chunks) if c.queue_ms is not None),
+                    None)
+
+    @property
     def finish_reason(self) -> str | None:
         for c in reversed(self.chunks):
             if c.finish_reason is not None:

@@ -138,3 +138,5 @@ def test_route_is_reported(smol: LiveServer) -> None:
     assert "reason=no-thresholds" in raw.headers["x-rung-route"]
     body = json.loads(raw.http_response.text)
     assert body["rung"]["tier"] == "smollm2-135m"
+    attempt = body["rung"]["attempts"][0]
+    assert attempt["queue_ms"] >= 0 and attempt["generate_ms"] > 0  # stage latencies

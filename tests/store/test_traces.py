@@ -41,7 +41,7 @@ async def _fire(url: str, n: int, conc: int = 16) -> list[int]:
 def _metric(text: str, name: str, **labels: str) -> float:
     total = 0.0
     for line in text.splitlines():
-        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+        if line.startswith((name + "{", name + " ")) and all(f'{k}="{v}"' in line for k, v in labels.items()):
             total += float(line.rsplit(" ", 1)[1])
     return total
 
@@ -76,9 +76,13 @@ def test_500_requests_leave_500_exact_traces(tmp_path: Path) -> None:
             assert t.cost == pytest.approx((words * 1.0 + 3 * 2.0 + words * 10.0 + 2 * 20.0)
                                            / 1e6)
             assert [a["outcome"] for a in t.route["attempts"]] == ["rejected", "answered"]
+            first = t.route["attempts"][0]  # stage latencies: generation, verification
+            assert first["generate_ms"] > 0 and first["verify_ms"] >= 0 and first["ms"] > 0
     assert _metric(metrics, "rung_requests_total", tier="small", status="ok") == 400
     assert _metric(metrics, "rung_requests_total", tier="big", status="ok") == 100
     assert _metric(metrics, "rung_escalations_total", tier="small", reason="rejected") == 100
+    top = sum((t.input_tokens * 10.0 + t.output_tokens * 20.0) / 1e6 for t in traces)
+    assert _metric(metrics, "rung_cost_if_top_tier_total") == pytest.approx(top)
     for tier, ts in by_tier.items():
         assert _metric(metrics, "rung_tokens_total", tier=tier, kind="completion") == \
             sum(t.output_tokens for t in ts)
