@@ -56,8 +56,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         err.add_argument("--ok", dest="errors", action="store_const", const=False)
         q.add_argument("--limit", type=int, default=50 if name == "list" else None)
         if name == "export":
-            q.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
-            q.add_argument("--output", "-o", default="-", help="file (default stdout)")
+            q.add_argument("--format", choices=("jsonl", "csv", "outcomes"), default="jsonl",
+                           help="outcomes: a table `rung router train --benchmark traffic` "
+                           "reads (needs --output DIR)")
+            q.add_argument("--output", "-o", default="-", help="file (default stdout), or "
+                           "the directory for --format outcomes")
         q.set_defaults(func=_list if name == "list" else _export)
 
 
@@ -92,6 +95,8 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    if args.format == "outcomes":
+        return _export_outcomes(args)
     store = _open(args)
     out = sys.stdout if args.output == "-" else open(  # noqa: SIM115 - or stdout
         args.output, "w", newline="")
@@ -110,4 +115,44 @@ def _export(args: argparse.Namespace) -> int:
         store.close()
         if out is not sys.stdout:
             out.close()
+    return 0
+
+
+def _export_outcomes(args: argparse.Namespace) -> int:
+    """Label live traffic with the cascade's own verdicts, for retraining the router:
+    a request that started on the cheapest tier is "weak right" when that tier's answer
+    was accepted and "weak wrong" when its verifiers rejected it; the tier above is
+    taken as right. A router trained on it learns which prompts the cheapest tier's
+    verifiers will reject, so those can skip it."""
+    from pathlib import Path
+
+    from rung.eval.outcomes import write_outcomes
+
+    if args.output == "-":
+        raise ConfigError("--format outcomes needs --output DIR")
+    cheapest = config_from(args).tiers[0].name
+    store = _open(args)
+    rows = []
+    try:
+        for t in _query(args, store, newest_first=False):
+            attempts = t.route.get("attempts") or []
+            if t.status != "ok" or not t.messages or not attempts:
+                continue
+            first = attempts[0]
+            if first.get("tier") != cheapest or first.get("outcome") not in ("answered",
+                                                                              "rejected"):
+                continue
+            if not first.get("verdicts"):
+                continue  # not verified (a pinned tier or the last tier): no label
+            question = next((m["content"] for m in reversed(t.messages)
+                             if m.get("role") == "user"), "")
+            accepted = first["outcome"] == "answered"
+            rows.append({"item": t.id, "target": cheapest, "question": question,
+                         "correct": accepted, "answer": ""})
+            rows.append({"item": t.id, "target": "escalated", "question": question,
+                         "correct": True, "answer": ""})
+    finally:
+        store.close()
+    path = write_outcomes(rows, [cheapest, "escalated"], "traffic", Path(args.output))
+    print(f"{len(rows) // 2} labelled requests -> {path}", file=sys.stderr)
     return 0

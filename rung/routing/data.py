@@ -20,7 +20,9 @@ from rung.errors import ConfigError
 
 WEAK_MODEL = "mistralai/Mixtral-8x7B-Instruct-v0.1"
 STRONG_MODEL = "gpt-4-1106-preview"
-BENCHMARKS = ("mmlu", "gsm8k", "humaneval")
+# "traffic": an outcome table exported from live traces (rung traces export --format
+# outcomes), labelled by the cascade's own verdicts.
+BENCHMARKS = ("mmlu", "gsm8k", "humaneval", "traffic")
 
 
 @dataclass(frozen=True, slots=True)

@@ -169,3 +169,39 @@ def test_cli_export_and_list(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert len(capsys.readouterr().out.strip().splitlines()) == 1 + 2  # t2, t4
     assert main(["traces", "list", "--store", f"sqlite:///{tmp_path}/none.db"]) == 1
     assert re.search(r"no trace store", capsys.readouterr().err)
+
+
+def test_traces_export_as_outcome_table_that_router_train_accepts(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "t.db"
+    store = SqliteStore(db)
+    for i in range(80):
+        hard = i % 3 == 0
+        attempts = [{"tier": "small", "outcome": "rejected" if hard else "answered",
+                     "verdicts": [{"name": "logprob", "score": 0.9 if hard else 0.1,
+                                   "accept": not hard, "detail": ""}]}]
+        if hard:
+            attempts.append({"tier": "big", "outcome": "answered"})
+        prompt = f"prove theorem {i} step by step" if hard else f"say hi to {i}"
+        store.write_sync(Trace(id=f"t{i}", time=1_700_000_000 + i, model="rung",
+                               tier="big" if hard else "small", escalated=hard,
+                               messages=[{"role": "user", "content": prompt}],
+                               route={"attempts": attempts}))
+    store.write_sync(Trace(id="pinned", time=1_700_000_100, model="small", tier="small",
+                           messages=[{"role": "user", "content": "x"}],
+                           route={"attempts": [{"tier": "small", "outcome": "answered"}]}))
+    store.close()
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[[tiers]]\nname = "small"\n[[tiers]]\nname = "big"\n'
+                   'backend = { type = "openai", base_url = "http://x/v1", model = "m" }\n')
+    out = tmp_path / "outcomes"
+    assert main(["traces", "export", "--config", str(cfg), "--store", f"sqlite:///{db}",
+                 "--format", "outcomes", "--output", str(out)]) == 0
+    assert "80 labelled requests" in capsys.readouterr().err  # the pinned one has no label
+    model = tmp_path / "r.npz"
+    assert main(["router", "train", "--data", str(out), "--benchmark", "traffic", "--out",
+                 str(model)]) == 0
+    from rung.routing.learned import RouterModel
+
+    router = RouterModel.load(model)
+    assert router.score("prove theorem 500 step by step") > router.score("say hi to 500")
