@@ -215,6 +215,10 @@ class DriftConfig(_Frozen):
     min_traces: int = Field(50, ge=10, description="Fewest successful traces per window "
                             "before testing.")
     permutations: int = Field(200, ge=99, description="Permutations per test.")
+    judge_tier: str | None = Field(None, description="Tier that judges a sample of answers "
+                                   "in the background (judged quality, a drift signal).")
+    judge_sample: float = Field(0.0, ge=0, le=1, description="Share of answered requests "
+                                "to judge (with judge_tier).")
 
 
 class Config(_Frozen):
@@ -251,6 +255,8 @@ class Config(_Frozen):
             raise ValueError("routing.thresholds must be non-decreasing values in [0, 1]")
         if self.routing.scorer.type == "learned" and self.routing.scorer.path is None:
             raise ValueError("routing.scorer.path is required for a learned scorer")
+        if self.drift.judge_tier is not None and self.drift.judge_tier not in names:
+            raise ValueError(f"drift.judge_tier {self.drift.judge_tier!r} does not exist")
         for t in self.tiers:
             for v in t.verifiers:
                 if isinstance(v, JudgeVerifierConfig) and v.tier and v.tier not in names:

@@ -108,4 +108,8 @@ def verifier_scores(trace: Trace) -> dict[str, tuple[float, bool]]:
             key = f"{tier}/{v.get('name', '?')}"
             if key not in out and isinstance(v.get("score"), int | float):
                 out[key] = (float(v["score"]), bool(v.get("accept")))
+    judged = trace.route.get("judged")  # a sampled judge's verdict (rung.drift.judging)
+    if isinstance(judged, dict) and isinstance(judged.get("score"), int | float):
+        out[f"judged/{judged.get('tier', '?')}"] = (float(judged["score"]),
+                                                    bool(judged.get("accept")))
     return out

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from rung.auth.access import Access, auth_required
 from rung.config import Config
+from rung.drift.judging import SampledJudge
 from rung.errors import ConfigError, RungError
 from rung.gateway import Gateway
 from rung.metrics import Metrics
@@ -28,6 +29,7 @@ CONFIG = web.AppKey("config", Config)
 STORE = web.AppKey("store", TraceStore)
 ACCESS: web.AppKey[Access | None] = web.AppKey("access")
 TELEMETRY: web.AppKey[Telemetry | None] = web.AppKey("telemetry")
+JUDGE: web.AppKey[SampledJudge | None] = web.AppKey("judge")
 _TASKS = web.AppKey("tasks", list)
 
 
@@ -35,7 +37,7 @@ async def _chat(request: web.Request) -> web.StreamResponse:
     app = request.app
     return await chat_completions(request, config=app[CONFIG], gateway=app[GATEWAY],
                                   metrics=app[METRICS], store=app[STORE], access=app[ACCESS],
-                                  telemetry=app[TELEMETRY])
+                                  telemetry=app[TELEMETRY], judge=app[JUDGE])
 
 
 def gate(request: web.Request, *, admin: bool = False) -> web.Response | None:
@@ -116,6 +118,10 @@ def create_app(config: Config, *, gateway: Gateway | None = None,
     app[STORE] = store if store is not None else open_store(config.store.url)
     app[ACCESS] = None
     app[TELEMETRY] = telemetry if telemetry is not None else Telemetry.from_config(config)
+    app[JUDGE] = None
+    if config.drift.judge_tier is not None and config.drift.judge_sample > 0:
+        app[JUDGE] = SampledJudge(gw.cascade, app[STORE], tier=config.drift.judge_tier,
+                                  rate=config.drift.judge_sample)
     if auth_required(config.server.auth, config.server.host):
         db = getattr(app[STORE], "path", None)
         if db is None and not config.store.url.startswith("sqlite:///"):
@@ -146,6 +152,9 @@ def create_app(config: Config, *, gateway: Gateway | None = None,
     async def on_cleanup(app: web.Application) -> None:
         for task in app[_TASKS]:
             task.cancel()
+        judge = app[JUDGE]
+        if judge is not None:
+            await judge.drain()
         await gw.aclose()
         await asyncio.to_thread(app[STORE].close)
         access = app[ACCESS]

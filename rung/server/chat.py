@@ -21,6 +21,7 @@ from rung.backends.base import Chunk, TokenLogprob, Usage
 from rung.cascade import Route
 from rung.config import Config, CostConfig
 from rung.cost import cost_of
+from rung.drift.judging import SampledJudge
 from rung.errors import PayloadTooLarge, RungError
 from rung.gateway import Gateway
 from rung.metrics import Metrics
@@ -51,6 +52,7 @@ class Exchange:
     key: ApiKey | None = None
     telemetry: Telemetry | None = None
     top_cost: CostConfig | None = None  # the last tier's cost model, for cost saved
+    judge: SampledJudge | None = None
 
     def first_token(self) -> None:
         if self.t_first is None:
@@ -100,15 +102,18 @@ class Exchange:
         await asyncio.shield(self.store.write(t))
         if self.telemetry is not None:
             self.telemetry.emit(t, time.time_ns())
+        if self.judge is not None:
+            self.judge.maybe(t)
 
 
 async def chat_completions(request: web.Request, *, config: Config, gateway: Gateway,
                            metrics: Metrics, store: TraceStore, access: Access | None,
-                           telemetry: Telemetry | None = None) -> web.StreamResponse:
+                           telemetry: Telemetry | None = None,
+                           judge: SampledJudge | None = None) -> web.StreamResponse:
     rid = f"chatcmpl-{uuid.uuid4().hex}"
     ex = Exchange(metrics, store, config.store.redact,
                   Trace(id=rid, time=time.time(), model=""), access=access,
-                  telemetry=telemetry, top_cost=config.tiers[-1].cost)
+                  telemetry=telemetry, top_cost=config.tiers[-1].cost, judge=judge)
     if access is not None:
         try:
             ex.key = access.authenticate(request.headers.get("Authorization"))

@@ -38,3 +38,29 @@ def test_monitor_flags_drift_in_metrics_and_dashboard(tmp_path: Path) -> None:
         assert 'rung_drift_p_value{test="input.classifier_auc"}' in metrics
         summary = http("GET", f"{server.url}/admin/api/summary?since=3600").json()
         assert summary["drift"]["status"] == "drift"
+
+
+def test_sampled_judge_adds_judged_quality_to_traces(tmp_path: Path) -> None:
+    from rung.devtools.upstream import UpstreamBehaviour
+    from rung.drift.features import verifier_scores
+    from tests.conftest import upstream_server
+
+    db = tmp_path / "t.db"
+    judge = UpstreamBehaviour(reply_fn=lambda q: "yes" if "Proposed answer" in q else "?")
+    with upstream_server(UpstreamBehaviour(reply="42")) as a, upstream_server(judge) as j:
+        cfg = config_of(drift={"judge_tier": "judge", "judge_sample": 1.0},
+                        tiers=[upstream_tier("small", a.url), upstream_tier("judge", j.url)])
+        with rung_server(cfg, store=db) as server:
+            for _ in range(5):
+                assert http("POST", f"{server.url}/v1/chat/completions", {
+                    "model": "small", "messages": [{"role": "user", "content": "6*7?"}]}
+                    ).status == 200
+        # the server drains its judgements on shutdown
+    store = SqliteStore(db)
+    traces = list(store.query())
+    store.close()
+    assert len(traces) == 5 and judge.calls == 5
+    for t in traces:
+        judged = t.route["judged"]
+        assert judged["accept"] and judged["score"] == 0.0 and judged["tier"] == "judge"
+        assert verifier_scores(t)["judged/judge"] == (0.0, True)
