@@ -48,10 +48,14 @@ class Route:
     cost: float = 0.0
     attempts: list[dict[str, Any]] = field(default_factory=list)
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self, *, answers: bool = True) -> dict[str, Any]:
+        """For the trace (``answers``: each tier's rejected answer too) or, without them,
+        for the client."""
+        attempts = self.attempts if answers else [
+            {k: v for k, v in a.items() if k != "answer"} for a in self.attempts]
         return {"tier": self.tier, "reason": self.reason, "score": self.score,
-                "router_ms": round(self.router_ms, 3), "start": self.start, "escalations": self.escalations,
-                "cost": self.cost, "attempts": self.attempts}
+                "router_ms": round(self.router_ms, 3), "start": self.start,
+                "escalations": self.escalations, "cost": self.cost, "attempts": attempts}
 
     def header(self) -> str:
         parts = [f"reason={self.reason}"]
@@ -149,6 +153,7 @@ class Cascade:
                     return
                 attempt["outcome"] = "rejected"
                 attempt["why"] = decision.reason
+                attempt["answer"] = answer.text  # the rejected answer stays in the trace
                 route.escalations += 1
                 rejected = answer
                 continue

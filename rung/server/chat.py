@@ -77,6 +77,8 @@ class Exchange:
             t.route = route.as_dict()
         if self.redact:
             t.messages, t.response = None, None
+            for attempt in t.route.get("attempts", ()):
+                attempt.pop("answer", None)
         m = self.metrics
         m.requests.labels(tier, status).inc()
         if status == "ok":
@@ -175,7 +177,7 @@ async def _full_response(stream: Any, ex: Exchange, *, rid: str, route: Route,
     body = wire.completion_json(
         rid=rid, model=route.tier or route.requested, text=text,
         logprobs=lps if with_logprobs else None, finish_reason=last.finish_reason,
-        usage=last.usage, rung=route.as_dict())
+        usage=last.usage, rung=route.as_dict(answers=False))
     return web.Response(body=body, content_type="application/json",
                         headers=route_headers(route))
 
@@ -216,8 +218,9 @@ async def _stream_response(request: web.Request, stream: Any, ex: Exchange, *, r
             await resp.write(wire.chunk_event(rid=rid, model=model, created=created,
                                               chunk=Chunk(finish_reason="stop")))
         if include_usage:
-            await resp.write(wire.usage_event(rid=rid, model=model, created=created,
-                                              usage=last.usage, rung=route.as_dict()))
+            await resp.write(wire.usage_event(
+                rid=rid, model=model, created=created, usage=last.usage,
+                rung=route.as_dict(answers=False)))
         await ex.finish(usage=last.usage, text="".join(parts))
         await resp.write(wire.DONE_EVENT)
     except RungError as exc:

@@ -77,6 +77,7 @@ def test_500_requests_leave_500_exact_traces(tmp_path: Path) -> None:
                                            / 1e6)
             assert [a["outcome"] for a in t.route["attempts"]] == ["rejected", "answered"]
             first = t.route["attempts"][0]  # stage latencies: generation, verification
+            assert first["answer"] == "plain words here"  # each tier's answer is kept
             assert first["generate_ms"] > 0 and first["verify_ms"] >= 0 and first["ms"] > 0
     assert _metric(metrics, "rung_requests_total", tier="small", status="ok") == 400
     assert _metric(metrics, "rung_requests_total", tier="big", status="ok") == 100
@@ -111,14 +112,19 @@ def test_failures_leave_traces_too(tmp_path: Path) -> None:
 
 def test_redaction(tmp_path: Path) -> None:
     db = tmp_path / "t.db"
-    with upstream_server() as up:
-        cfg = config_of(store={"redact": True}, tiers=[upstream_tier("up", up.url)])
+    with upstream_server(UpstreamBehaviour(reply="hidden words")) as up, \
+            upstream_server(UpstreamBehaviour(reply='{"a": 1}')) as big:
+        cfg = config_of(store={"redact": True}, tiers=[
+            upstream_tier("up", up.url) | {"verifiers": [{"type": "json"}]},
+            upstream_tier("big", big.url)])
         with rung_server(cfg, store=db) as server:
-            http("POST", f"{server.url}/v1/chat/completions",
-                 {"model": "up", "messages": [{"role": "user", "content": "secret"}]})
+            r = http("POST", f"{server.url}/v1/chat/completions",
+                     {"model": "rung", "messages": [{"role": "user", "content": "secret"}],
+                      "response_format": {"type": "json_object"}})
+            assert r.status == 200 and "hidden" not in r.body.decode()  # not in the body
     raw = db.read_bytes() + (db.parent / "t.db-wal").read_bytes() \
         if (db.parent / "t.db-wal").exists() else db.read_bytes()
-    assert b"secret" not in raw
+    assert b"secret" not in raw and b"hidden" not in raw
     store = SqliteStore(db)
     (t,) = list(store.query())
     store.close()
