@@ -41,6 +41,16 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     lv.add_argument("--concurrency", type=int, default=1,
                     help="requests in flight (local tiers queue them anyway)")
     lv.set_defaults(func=_live)
+    jd = esub.add_parser("judge", help="LLM-as-judge scores of a run's answers, and their "
+                         "agreement with the reference checks")
+    jd.add_argument("--config", default=None, help="TOML config holding the judge tier")
+    jd.add_argument("--judge", required=True, help="the judging tier")
+    jd.add_argument("--run", required=True, help="a `rung eval run` directory")
+    jd.add_argument("--rubric", default=None, help="a text file: the grading rubric")
+    jd.add_argument("--target", default=None, help="only this target's answers")
+    jd.add_argument("--limit", type=int, default=None)
+    jd.add_argument("--out", default=None, help="write per-row scores and the summary here")
+    jd.set_defaults(func=_judge)
     g = esub.add_parser("gate", help="exit 1 when a metric fell below its baseline")
     g.add_argument("--baseline", required=True, help="stored summary (JSON)")
     g.add_argument("--current", default="-", help="summary to check (JSON; - for stdin)")
@@ -161,4 +171,43 @@ def _live(args: argparse.Namespace) -> int:
     if table is not None:
         print(f"outcome table (for rung router train / rung verify train): {table.parent.parent}",
               file=sys.stderr)
+    return 0
+
+
+def _judge(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from rung.config import load_config
+    from rung.errors import ConfigError
+    from rung.eval.judging import agreement, judge_rows
+    from rung.eval.live import load_done
+    from rung.gateway import Gateway
+
+    config = load_config(args.config)
+    if config.tier(args.judge) is None:
+        raise ConfigError(f"no tier {args.judge!r} in the config")
+    rows = [r for r in load_done(Path(args.run) / "items.jsonl").values()
+            if not r.get("error") and (args.target is None or r["target"] == args.target)]
+    rows.sort(key=lambda r: (r["item"], r["target"]))
+    rows = rows[: args.limit] if args.limit else rows
+    if not rows:
+        raise ConfigError(f"no answered rows in {args.run}")
+    rubric = Path(args.rubric).read_text() if args.rubric else None
+
+    async def go() -> list[float | None]:
+        gateway = Gateway(config)
+        await gateway.backends[args.judge].start()
+        try:
+            return await judge_rows(gateway.cascade, rows, tier=args.judge, rubric=rubric)
+        finally:
+            await gateway.aclose()
+
+    p_yes = asyncio.run(go())
+    summary = {"judge": args.judge, "run": args.run, "rubric": bool(rubric),
+               "agreement": agreement(p_yes, [bool(r["correct"]) for r in rows])}
+    if args.out:
+        Path(args.out).write_text(json.dumps({**summary, "rows": [
+            {"item": r["item"], "target": r["target"], "correct": r["correct"], "p_yes": p}
+            for r, p in zip(rows, p_yes, strict=True)]}, indent=2))
+    print(json.dumps(summary, indent=2))
     return 0

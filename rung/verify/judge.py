@@ -31,14 +31,16 @@ class JudgeVerifier:
     name = "judge"
     needs_logprobs = False
 
-    def __init__(self, *, tier: str | None, min_yes: float) -> None:
+    def __init__(self, *, tier: str | None, min_yes: float, rubric: str | None = None) -> None:
         self.tier = tier
         self.min_yes = min_yes
+        self.rubric = rubric
 
     async def verify(self, request: ChatRequest, answer: Answer,
                      generate: Generate) -> Verdict:
         ask = ChatRequest(
-            messages=(Message("system", "You are a strict grader."),
+            messages=(Message("system", "You are a strict grader." + (
+                          f" Grade by this rubric:\n{self.rubric}" if self.rubric else "")),
                       Message("user", _PROMPT.format(question=prompt_text(request),
                                                      answer=answer.text))),
             max_tokens=1, temperature=0.0, logprobs=True, top_logprobs=20)

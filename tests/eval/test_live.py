@@ -135,3 +135,48 @@ def test_live_run_on_the_embedded_model(tmp_path: Path,
     assert s["n"] == 2 and s["completion_tokens"] > 0 and s["tokens_per_s"] > 0
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["models_sha256"]["smollm2-135m"].startswith("b179c952")
+
+
+@pytest.mark.parametrize(("p_yes", "correct", "acc", "kappa", "auc"), [
+    ([0.9, 0.8, 0.1, 0.2], [True, True, False, False], 1.0, 1.0, 1.0),
+    ([0.9, 0.8, 0.9, 0.7], [True, True, False, False], 0.5, 0.0, 0.625),
+    ([0.1, 0.2, 0.9, 0.8], [True, True, False, False], 0.0, -1.0, 0.0),
+])
+def test_judge_agreement(p_yes: list[float], correct: list[bool], acc: float, kappa: float,
+                         auc: float) -> None:
+    from rung.eval.judging import agreement
+
+    a = agreement(p_yes, correct)
+    assert (a["accuracy"], a["kappa"], a["auc"]) == (acc, kappa, auc)
+    assert agreement([None, 0.9], [True, True])["abstained"] == 1
+
+
+def test_eval_judge_on_a_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A judge tier (a loopback upstream that says yes to answers ending in 18) scores a
+    run's answers; its agreement with the reference checks is reported."""
+    out = tmp_path / "run"
+    with upstream_server(UpstreamBehaviour(reply="The answer is 18")) as a, \
+            upstream_server(UpstreamBehaviour(reply_fn=lambda q: "yes" if "is 18" in q
+                                              else "no")) as j:
+        cfg = tmp_path / "c.toml"
+        cfg.write_text(f"""
+[[tiers]]
+name = "small"
+backend = {{ type = "openai", base_url = "{a.url}/v1", model = "m" }}
+[[tiers]]
+name = "judge"
+backend = {{ type = "openai", base_url = "{j.url}/v1", model = "m" }}
+""")
+        assert main(["eval", "run", "--config", str(cfg), "--dataset", "gsm8k", "--data",
+                     str(GSM8K), "--limit", "6", "--tiers", "small", "--out", str(out)]) == 0
+        capsys.readouterr()
+        rubric = tmp_path / "rubric.txt"
+        rubric.write_text("Correct means the final number is right.")
+        assert main(["eval", "judge", "--config", str(cfg), "--judge", "judge", "--run",
+                     str(out), "--rubric", str(rubric), "--out", str(tmp_path / "j.json")]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    a = summary["agreement"]
+    # the judge says yes to every answer; only item 0 (18 eggs' worth of dollars) is right
+    assert a["n"] == 6 and a["judge_says_correct"] == 1.0
+    assert a["reference_correct"] == pytest.approx(1 / 6, abs=1e-3)
+    assert a["accuracy"] == pytest.approx(1 / 6, abs=1e-3)
