@@ -51,6 +51,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     jd.add_argument("--limit", type=int, default=None)
     jd.add_argument("--out", default=None, help="write per-row scores and the summary here")
     jd.set_defaults(func=_judge)
+    rp = esub.add_parser("replay", help="logprob-gated cascades replayed from a run of "
+                         "every tier (cross-fitted thresholds)")
+    rp.add_argument("--run", required=True, help="a `rung eval run --tiers ...` directory")
+    rp.add_argument("--tiers", required=True, help="tier names, cheapest first")
+    rp.add_argument("--target", type=float, default=0.95,
+                    help="share of the largest tier's accuracy to keep (default 0.95)")
+    rp.set_defaults(func=_replay)
     g = esub.add_parser("gate", help="exit 1 when a metric fell below its baseline")
     g.add_argument("--baseline", required=True, help="stored summary (JSON)")
     g.add_argument("--current", default="-", help="summary to check (JSON; - for stdin)")
@@ -210,4 +217,14 @@ def _judge(args: argparse.Namespace) -> int:
             {"item": r["item"], "target": r["target"], "correct": r["correct"], "p_yes": p}
             for r, p in zip(rows, p_yes, strict=True)]}, indent=2))
     print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from rung.eval.live import load_done
+    from rung.eval.replay import replay
+
+    rows = list(load_done(Path(args.run) / "items.jsonl").values())
+    result = replay(rows, [t for t in args.tiers.split(",") if t], target=args.target)
+    print(json.dumps(result, indent=2, default=str))
     return 0

@@ -180,3 +180,21 @@ backend = {{ type = "openai", base_url = "{j.url}/v1", model = "m" }}
     assert a["n"] == 6 and a["judge_says_correct"] == 1.0
     assert a["reference_correct"] == pytest.approx(1 / 6, abs=1e-3)
     assert a["accuracy"] == pytest.approx(1 / 6, abs=1e-3)
+
+
+def test_replay_finds_a_cheaper_cascade_when_confidence_is_informative() -> None:
+    from rung.eval.replay import replay
+
+    rows = []
+    for i in range(40):
+        easy = i % 2 == 0  # the small tier is right, and confident, on even items
+        rows += [
+            {"item": str(i), "target": "s", "correct": easy, "seconds": 1.0,
+             "mean_logprob": -0.1 if easy else -2.0},
+            {"item": str(i), "target": "b", "correct": True, "seconds": 10.0,
+             "mean_logprob": -0.2},
+        ]
+    out = replay(rows, ["s", "b"], target=0.95)
+    c = out["cascade"]
+    assert out["n"] == 40 and out["always_largest"]["accuracy"] == 1.0
+    assert c["accuracy"] == 1.0 and c["compute_vs_largest"] == pytest.approx(0.6)

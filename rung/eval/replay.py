@@ -1,0 +1,96 @@
+"""Replay logprob-gated cascades offline from pinned per-tier runs.
+
+A run of every tier on every item (``rung eval run --tiers all``) records each answer's
+correctness, seconds and mean token logprob, which is all a logprob-gated cascade looks
+at: tier i's answer is accepted when its mean logprob is at least ``t_i``, else the next
+tier answers, and the compute is the sum of the tiers tried. So thresholds can be chosen
+without re-running the models. To keep the numbers honest they are cross-fitted: the
+thresholds are chosen on one half of the items and measured on the other, and the halves
+are swapped.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import Sequence
+from typing import Any
+
+Row = dict[str, Any]
+
+
+def by_item(rows: Sequence[Row], tiers: Sequence[str]) -> list[list[Row]]:
+    """Items answered by every tier (each a list of rows in tier order)."""
+    table: dict[str, dict[str, Row]] = {}
+    for r in rows:
+        table.setdefault(r["item"], {})[r["target"]] = r
+    return [[per[t] for t in tiers] for per in table.values()
+            if all(t in per and per[t].get("mean_logprob") is not None for t in tiers)]
+
+
+def simulate(items: Sequence[list[Row]], thresholds: Sequence[float]) -> tuple[float, float]:
+    """(accuracy, total seconds) of the cascade with these thresholds."""
+    correct, seconds = 0, 0.0
+    for rows in items:
+        for i, r in enumerate(rows):
+            seconds += r["seconds"]
+            if i == len(rows) - 1 or r["mean_logprob"] >= thresholds[i]:
+                correct += bool(r["correct"])
+                break
+    return correct / len(items), seconds
+
+
+def choose(items: Sequence[list[Row]], *, target: float, grid: int = 15) -> list[float]:
+    """The cheapest thresholds whose accuracy reaches ``target`` x the last tier's."""
+    k = len(items[0])
+    best_acc = sum(bool(rows[-1]["correct"]) for rows in items) / len(items)
+    cands = []
+    for i in range(k - 1):
+        values = sorted(rows[i]["mean_logprob"] for rows in items)
+        qs = {values[min(len(values) - 1, int(q * len(values)))] for q in
+              (j / grid for j in range(grid + 1))}
+        cands.append(sorted(qs | {float("-inf"), float("inf")}))
+    best: tuple[float, list[float]] | None = None
+    for th in itertools.product(*cands):
+        acc, secs = simulate(items, th)
+        if acc >= target * best_acc and (best is None or secs < best[0]):
+            best = (secs, list(th))
+    return best[1] if best is not None else [float("inf")] * (k - 1)
+
+
+def replay(rows: Sequence[Row], tiers: Sequence[str], *, target: float = 0.95,
+           seed: int = 0) -> dict[str, Any]:
+    items = by_item(rows, tiers)
+    if len(items) < 4:
+        return {"n": len(items), "error": "too few items answered by every tier"}
+    largest_acc, largest_s = simulate(items, [float("inf")] * (len(tiers) - 1))
+    largest_s = sum(rows[-1]["seconds"] for rows in items)
+    order = list(range(len(items)))
+    random.Random(seed).shuffle(order)
+    halves = [[items[i] for i in order[: len(order) // 2]],
+              [items[i] for i in order[len(order) // 2:]]]
+    correct = seconds = 0.0
+    chosen = []
+    for fit, test in ((halves[0], halves[1]), (halves[1], halves[0])):
+        th = choose(fit, target=target)
+        chosen.append(th)
+        acc, secs = simulate(test, th)
+        correct += acc * len(test)
+        seconds += secs
+    per_tier = {t: {"accuracy": round(sum(bool(r[i]["correct"]) for r in items) / len(items), 4),
+                    "seconds_per_item": round(sum(r[i]["seconds"] for r in items) / len(items),
+                                              3)}
+                for i, t in enumerate(tiers)}
+    return {
+        "n": len(items), "tiers": per_tier,
+        "always_largest": {"accuracy": round(largest_acc, 4),
+                           "seconds_per_item": round(largest_s / len(items), 3)},
+        "cascade": {"accuracy": round(correct / len(items), 4),
+                    "seconds_per_item": round(seconds / len(items), 3),
+                    "accuracy_vs_largest": round(correct / len(items) / largest_acc, 4)
+                    if largest_acc else None,
+                    "compute_vs_largest": round(seconds / largest_s, 4),
+                    "thresholds_per_half": chosen},
+        "protocol": f"thresholds on mean token logprob chosen on one half (cheapest reaching "
+                    f"{target:.0%} of the largest tier's accuracy), measured on the other",
+    }
