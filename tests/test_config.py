@@ -81,3 +81,14 @@ def test_every_key_is_documented() -> None:
     text = render()
     for name in Config.model_fields:
         assert f"`{name}`" in text or f"[{name}]" in text or f"[[{name}]]" in text
+
+
+def test_readme_command_reference_is_current() -> None:
+    """The README's command table is generated from the parsers (`rung config docs --cli`)."""
+    from rung.cli_docs import BEGIN as CLI_BEGIN
+    from rung.cli_docs import END as CLI_END
+    from rung.cli_docs import render as render_cli
+
+    readme = (REPO / "README.md").read_text()
+    start, end = readme.index(CLI_BEGIN), readme.index(CLI_END) + len(CLI_END)
+    assert readme[start:end] == render_cli(), "run: rung config docs --cli --update README.md"

@@ -14,6 +14,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     docs = csub.add_parser("docs", help="print the config reference (Markdown)")
     docs.add_argument("--update", metavar="FILE", default=None,
                       help="replace the reference between its markers in FILE instead")
+    docs.add_argument("--cli", action="store_true",
+                      help="the command reference instead of the config keys")
     docs.set_defaults(func=_docs)
 
 
@@ -28,8 +30,12 @@ def _check(args: argparse.Namespace) -> int:
 def _docs(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from rung.config_docs import BEGIN, END, render
     from rung.errors import ConfigError
+
+    if args.cli:
+        from rung.cli_docs import BEGIN, END, render
+    else:
+        from rung.config_docs import BEGIN, END, render
 
     if args.update is None:
         print(render())
