@@ -113,48 +113,59 @@ class Cascade:
     def _cost(self, tier: str, answer: Answer) -> float:
         return cost_of(self._tiers[tier].cost, answer.usage, answer.seconds)
 
+    async def _verified(self, name: str, request: ChatRequest, route: Route,
+                        attempt: dict[str, Any]) -> tuple[Answer, bool]:
+        """Buffer tier ``name``'s answer and run its verifiers: (answer, accepted).
+        Records everything in ``attempt``; a failing tier's error is re-raised."""
+        checks = self._verifiers[name]
+        wants_lp = any(v.needs_logprobs for v in checks)
+        req = dataclasses.replace(request, logprobs=True) if wants_lp else request
+        try:
+            answer = await self.generate(name, req)
+        except _FAILURES as exc:
+            attempt["outcome"] = type(exc).__name__
+            attempt["ms"] = round((time.time() - attempt["start"]) * 1000, 3)
+            raise
+        route.cost += self._cost(name, answer)
+        spent = _Spend()
+        t_verify = time.perf_counter()
+        verdicts = [await v.verify(request, answer, spent.wrap(self)) for v in checks]
+        route.cost += spent.cost
+        decision = combine(verdicts, self._tiers[name].verify_rule)
+        attempt.update(
+            generate_ms=round(answer.seconds * 1000, 3),
+            verify_ms=round((time.perf_counter() - t_verify) * 1000, 3),
+            ms=round((time.time() - attempt["start"]) * 1000, 3),
+            verdicts=[dataclasses.asdict(v) for v in verdicts], usage=_usage(answer))
+        if answer.queue_ms is not None:
+            attempt["queue_ms"] = answer.queue_ms
+        if decision.accept:
+            attempt["outcome"] = "answered"
+            return answer, True
+        attempt.update(outcome="rejected", why=decision.reason,
+                       answer=answer.text)  # the rejected answer stays in the trace
+        route.escalations += 1
+        return answer, False
+
     async def run(self, request: ChatRequest, route: Route, plan: Sequence[str], *,
                   verify: bool) -> AsyncGenerator[Chunk, None]:
         rejected: Answer | None = None
         last_error: Exception | None = None
         for i, name in enumerate(plan):
-            is_last = i == len(plan) - 1
-            checks = self._verifiers.get(name, ()) if verify and not is_last else ()
             attempt: dict[str, Any] = {"tier": name, "outcome": "pending",
                                        "start": time.time()}
             route.attempts.append(attempt)
-            if checks:
-                wants_lp = any(v.needs_logprobs for v in checks)
-                req = dataclasses.replace(request, logprobs=True) if wants_lp else request
+            if verify and i < len(plan) - 1 and self._verifiers.get(name):
                 try:
-                    answer = await self.generate(name, req)
+                    answer, accepted = await self._verified(name, request, route, attempt)
                 except _FAILURES as exc:
-                    attempt["outcome"], last_error = type(exc).__name__, exc
-                    attempt["ms"] = round((time.time() - attempt["start"]) * 1000, 3)
+                    last_error = exc
                     continue
-                route.cost += self._cost(name, answer)
-                spent = _Spend()
-                t_verify = time.perf_counter()
-                verdicts = [await v.verify(request, answer, spent.wrap(self)) for v in checks]
-                route.cost += spent.cost
-                attempt["generate_ms"] = round(answer.seconds * 1000, 3)
-                attempt["verify_ms"] = round((time.perf_counter() - t_verify) * 1000, 3)
-                if answer.queue_ms is not None:
-                    attempt["queue_ms"] = answer.queue_ms
-                decision = combine(verdicts, self._tiers[name].verify_rule)
-                attempt["ms"] = round((time.time() - attempt["start"]) * 1000, 3)
-                attempt["verdicts"] = [dataclasses.asdict(v) for v in verdicts]
-                attempt["usage"] = _usage(answer)
-                if decision.accept:
-                    attempt["outcome"] = "answered"
+                if accepted:
                     route.tier = name
                     for chunk in answer.chunks:
                         yield chunk
                     return
-                attempt["outcome"] = "rejected"
-                attempt["why"] = decision.reason
-                attempt["answer"] = answer.text  # the rejected answer stays in the trace
-                route.escalations += 1
                 rejected = answer
                 continue
             t0 = time.perf_counter()
@@ -177,9 +188,8 @@ class Cascade:
                 attempt["ms"] = round(streamed.seconds * 1000, 3)
                 route.cost += self._cost(name, streamed)
             route.tier = name
-            attempt["outcome"] = "answered"
-            attempt["usage"] = _usage(streamed)
-            attempt["generate_ms"] = round(streamed.seconds * 1000, 3)
+            attempt.update(outcome="answered", usage=_usage(streamed),
+                           generate_ms=round(streamed.seconds * 1000, 3))
             if streamed.queue_ms is not None:
                 attempt["queue_ms"] = streamed.queue_ms
             return
