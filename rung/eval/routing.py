@@ -157,7 +157,8 @@ def run(name: str, train: Sequence[Outcome], test: Sequence[Outcome] | None, *, 
     if emb_train is not None:
         scorers.append(("router+minilm", fit_router(embeddings=True, seed=seed)))
     scorers.append(("heuristic", heuristic))
-    if all(o.weak_response for o in train) and all(o.weak_response for o in items):
+    if all(o.weak_response for o in train) and all(o.weak_response for o in items) \
+            and len({o.weak_correct for o in train}) == 2:  # a verifier needs both kinds
         scorers.append(("cascade:verifier", fit_verifier))
     results: dict[str, Any] = {}
     curves: dict[str, Curve] = {}
