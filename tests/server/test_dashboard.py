@@ -560,7 +560,13 @@ def test_dashboard_in_headless_chromium(tmp_path: Path) -> None:
             assert page.locator("#t-drift").inner_text() == "not configured"
             rows = page.locator("#trace-rows tr")
             assert rows.count() == 50
-            page.screenshot(path=str(REPO / "docs" / "dashboard.png"))
+            # The README's screenshot: taken every run, written into docs/ only when asked
+            # (RUNG_UPDATE_SCREENSHOT=1), so a test run leaves the checkout clean.
+            shot = tmp_path / "dashboard.png"
+            page.screenshot(path=str(shot))
+            assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000
+            if os.environ.get("RUNG_UPDATE_SCREENSHOT") == "1":
+                shutil.copyfile(shot, REPO / "docs" / "dashboard.png")
             # search narrows the list to matching traces
             page.fill("#q", "french")
             page.wait_for_function("() => document.querySelectorAll('#trace-rows tr').length < 50")
