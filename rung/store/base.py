@@ -39,9 +39,15 @@ def sqlite_path(url: str) -> Path:
 
 def open_store(url: str) -> TraceStore:
     if url.startswith("sqlite:///"):
+        import sqlite3
+
         from rung.store.sqlite import SqliteStore
 
-        return SqliteStore(sqlite_path(url))
+        path = sqlite_path(url)
+        try:
+            return SqliteStore(path)
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigError(f"cannot open the trace store at {path}: {exc}") from exc
     if url.startswith(("postgresql://", "postgres://")):
         from rung.store.postgres import PostgresStore
 

@@ -211,3 +211,13 @@ def test_traces_export_as_outcome_table_that_router_train_accepts(
 
     router = RouterModel.load(model)
     assert router.score("prove theorem 500 step by step") > router.score("say hi to 500")
+
+
+def test_unusable_store_is_a_clear_error() -> None:
+    from rung.errors import ConfigError
+    from rung.store.base import open_store
+
+    with pytest.raises(ConfigError, match="cannot open the trace store"):
+        open_store("sqlite:////proc/no-such-dir/traces.db")
+    with pytest.raises(ConfigError, match="unknown store URL"):
+        open_store("mysql://x")
