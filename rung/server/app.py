@@ -186,9 +186,14 @@ def serve(config: Config) -> None:
         loop_factory = None
     app = create_app(config)
     host, port = config.server.host, config.server.port
-    print(f"rung: serving {', '.join(t.name for t in config.tiers)} "
-          f"(alias '{config.alias}') on http://{host}:{port}/v1", flush=True)
+    banner = (f"rung: serving {', '.join(t.name for t in config.tiers)} "
+              f"(alias '{config.alias}') on http://{host}:{port}/v1")
     loop = loop_factory() if loop_factory else asyncio.new_event_loop()
-    web.run_app(app, host=host, port=port, access_log=None, print=None,
-                handler_cancellation=True, loop=loop,
-                shutdown_timeout=config.server.shutdown_timeout_s)
+    try:
+        # run_app calls `print` once the socket is bound: the banner is then true.
+        web.run_app(app, host=host, port=port, access_log=None,
+                    print=lambda _: print(banner, flush=True),
+                    handler_cancellation=True, loop=loop,
+                    shutdown_timeout=config.server.shutdown_timeout_s)
+    except OSError as exc:  # the address is taken, or not ours to bind
+        raise ConfigError(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from exc
