@@ -158,28 +158,10 @@ def _compare(
         b = [v[key] for v in v_rec if key in v]
         sa, sb = [s for s, _ in a], [s for s, _ in b]
         report.samples[f"verifier {key}"] = (sa, sb)
-        report.tests.append(
-            stats.psi(
-                sa,
-                sb,
-                seed=next(seeds),
-                kind="quality",
-                name=f"quality.{key}.psi",
-                alpha=o.alpha,
-                permutations=perms,
-            )
-        )
-        report.tests.append(
-            stats.wasserstein(
-                sa,
-                sb,
-                seed=next(seeds),
-                kind="quality",
-                name=f"quality.{key}.wasserstein",
-                alpha=o.alpha,
-                permutations=perms,
-            )
-        )
+        for test, label in ((stats.psi, "psi"), (stats.wasserstein, "wasserstein")):
+            report.tests.append(test(sa, sb, seed=next(seeds), kind="quality",
+                                     name=f"quality.{key}.{label}", alpha=o.alpha,
+                                     permutations=perms))
         report.tests.append(
             stats.two_proportions(
                 sum(not ok for _, ok in a),
