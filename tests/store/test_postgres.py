@@ -25,7 +25,7 @@ from rung.store.sqlite import SqliteStore
 from rung.store.trace import Trace
 from tests.conftest import config_of, http, upstream_server, upstream_tier
 from tests.store.conftest import rung_server_on
-from tests.store.test_traces import COST0, COST1, _fire, _metric
+from tests.store.test_traces import COST0, COST1, _fire, check_500
 
 
 def _traces() -> list[Trace]:
@@ -219,30 +219,5 @@ def test_500_requests_leave_500_exact_traces_on_postgres(pg_url: str) -> None:
     traces = list(store.query())
     assert store.count() == 500
     store.close()
-    assert len(traces) == 500 and len({t.id for t in traces}) == 500
-    by_tier = {"small": [t for t in traces if t.tier == "small"],
-               "big": [t for t in traces if t.tier == "big"]}
-    assert (len(by_tier["small"]), len(by_tier["big"])) == (400, 100)
-    for t in traces:
-        assert t.messages is not None
-        words = len(t.messages[-1]["content"].split())  # the upstream counts words
-        assert t.status == "ok" and t.input_tokens == words
-        if t.tier == "small":
-            assert t.output_tokens == 3 and not t.escalated
-            assert t.cost == pytest.approx((words * 1.0 + 3 * 2.0) / 1e6)
-        else:
-            assert t.output_tokens == 2 and t.escalated
-            assert t.cost == pytest.approx((words * 1.0 + 3 * 2.0 + words * 10.0 + 2 * 20.0)
-                                           / 1e6)
-            assert [a["outcome"] for a in t.route["attempts"]] == ["rejected", "answered"]
-    assert _metric(metrics, "rung_requests_total", tier="small", status="ok") == 400
-    assert _metric(metrics, "rung_requests_total", tier="big", status="ok") == 100
-    assert _metric(metrics, "rung_escalations_total", tier="small", reason="rejected") == 100
-    for tier, ts in by_tier.items():
-        assert _metric(metrics, "rung_tokens_total", tier=tier, kind="completion") == \
-            sum(t.output_tokens for t in ts)
-        assert _metric(metrics, "rung_tokens_total", tier=tier, kind="prompt") == \
-            sum(t.input_tokens for t in ts)
-        assert _metric(metrics, "rung_cost_total", tier=tier) == \
-            pytest.approx(sum(t.cost for t in ts))
+    check_500(traces, metrics)
 

@@ -46,25 +46,15 @@ def _metric(text: str, name: str, **labels: str) -> float:
     return total
 
 
-def test_500_requests_leave_500_exact_traces(tmp_path: Path) -> None:
-    db = tmp_path / "t.db"
-    with upstream_server(UpstreamBehaviour(reply="plain words here")) as a, \
-            upstream_server(UpstreamBehaviour(reply='{"ok": true}')) as b:
-        cfg = config_of(tiers=[upstream_tier("small", a.url) | {
-            "cost": COST0, "verifiers": [{"type": "json"}]},
-            upstream_tier("big", b.url) | {"cost": COST1}])
-        with rung_server(cfg, store=db) as server:
-            statuses = asyncio.run(_fire(server.url, 500))
-            metrics = http("GET", f"{server.url}/metrics").body.decode()
-    assert statuses == [200] * 500
-    store = SqliteStore(db)
-    traces = list(store.query())
-    store.close()
+def check_500(traces: list[Trace], metrics: str) -> None:
+    """What 500 requests through the 2-tier config (every fifth asks for JSON, which the
+    small tier's JSON check rejects) must leave behind, on any store."""
     assert len(traces) == 500 and len({t.id for t in traces}) == 500
     by_tier = {"small": [t for t in traces if t.tier == "small"],
                "big": [t for t in traces if t.tier == "big"]}
     assert (len(by_tier["small"]), len(by_tier["big"])) == (400, 100)
     for t in traces:
+        assert t.messages is not None
         words = len(t.messages[-1]["content"].split())  # the upstream counts words
         assert t.status == "ok" and t.input_tokens == words
         if t.tier == "small":
@@ -87,8 +77,27 @@ def test_500_requests_leave_500_exact_traces(tmp_path: Path) -> None:
     for tier, ts in by_tier.items():
         assert _metric(metrics, "rung_tokens_total", tier=tier, kind="completion") == \
             sum(t.output_tokens for t in ts)
+        assert _metric(metrics, "rung_tokens_total", tier=tier, kind="prompt") == \
+            sum(t.input_tokens for t in ts)
         assert _metric(metrics, "rung_cost_total", tier=tier) == \
             pytest.approx(sum(t.cost for t in ts))
+
+
+def test_500_requests_leave_500_exact_traces(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    with upstream_server(UpstreamBehaviour(reply="plain words here")) as a, \
+            upstream_server(UpstreamBehaviour(reply='{"ok": true}')) as b:
+        cfg = config_of(tiers=[upstream_tier("small", a.url) | {
+            "cost": COST0, "verifiers": [{"type": "json"}]},
+            upstream_tier("big", b.url) | {"cost": COST1}])
+        with rung_server(cfg, store=db) as server:
+            statuses = asyncio.run(_fire(server.url, 500))
+            metrics = http("GET", f"{server.url}/metrics").body.decode()
+    assert statuses == [200] * 500
+    store = SqliteStore(db)
+    traces = list(store.query())
+    store.close()
+    check_500(traces, metrics)
 
 
 def test_failures_leave_traces_too(tmp_path: Path) -> None:
