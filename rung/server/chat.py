@@ -20,7 +20,7 @@ from rung.auth.keys import ApiKey
 from rung.backends.base import Chunk, TokenLogprob, Usage
 from rung.cascade import Route
 from rung.config import Config, CostConfig
-from rung.cost import cost_of
+from rung.cost import top_tier_cost
 from rung.drift.judging import SampledJudge
 from rung.errors import PayloadTooLarge, RungError
 from rung.gateway import Gateway
@@ -89,7 +89,7 @@ class Exchange:
             m.tokens.labels(tier, "completion").inc(t.output_tokens)
             m.cost.labels(tier).inc(t.cost)
             if self.top_cost is not None and usage is not None:
-                m.cost_top.inc(cost_of(self.top_cost, usage, t.latency_ms / 1000))
+                m.cost_top.inc(top_tier_cost(t, self.top_cost))
         if route is not None:
             if route.score is not None:
                 m.router_score.observe(route.score)

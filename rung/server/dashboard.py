@@ -29,9 +29,8 @@ from typing import Any
 
 from aiohttp import web
 
-from rung.backends.base import Usage
 from rung.config import Config, CostConfig
-from rung.cost import cost_of
+from rung.cost import top_tier_cost
 from rung.server.errors import plain_error
 from rung.store.base import TraceStore
 from rung.store.trace import Trace
@@ -101,11 +100,6 @@ def escalation_reasons(t: Trace) -> list[str]:
         else:
             out.append(f"{a.get('tier')}: {outcome}")
     return out
-
-
-def top_tier_cost(t: Trace, top: CostConfig) -> float:
-    """What the trace's tokens (and time) would have cost on the top tier alone."""
-    return cost_of(top, Usage(t.input_tokens, t.output_tokens), t.latency_ms / 1000)
 
 
 @dataclass
