@@ -111,7 +111,10 @@ class Cascade:
         return answer
 
     def _cost(self, tier: str, answer: Answer) -> float:
-        return cost_of(self._tiers[tier].cost, answer.usage, answer.seconds)
+        # A local tier's cost is its compute, not its wall time: time spent waiting in
+        # the queue, or sharing a batched step with other requests, is not this answer's.
+        seconds = answer.compute_s if answer.compute_s is not None else answer.seconds
+        return cost_of(self._tiers[tier].cost, answer.usage, seconds)
 
     async def _verified(self, name: str, request: ChatRequest, route: Route,
                         attempt: dict[str, Any]) -> tuple[Answer, bool]:

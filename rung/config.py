@@ -60,10 +60,22 @@ class LlamaBackendConfig(_Frozen):
     instances: int = Field(
         1, ge=1, le=64, description="Model copies; each serves one request at a time."
     )
+    parallel: int = Field(
+        1, ge=1, le=64, description="Requests decoded together in one batch on one context "
+        "(continuous batching); 1: one at a time per instance. More throughput under "
+        "concurrent load, a little more latency each (see `bench/batch_bench.py`). "
+        "JSON-mode requests still take turns. Needs `instances = 1`."
+    )
     queue_size: int = Field(
         32, ge=0, description="Requests that may wait for a free instance before new ones "
         "get 503 with retry-after."
     )
+
+    @model_validator(mode="after")
+    def _one_batched_instance(self) -> LlamaBackendConfig:
+        if self.parallel > 1 and self.instances > 1:
+            raise ValueError("parallel > 1 needs instances = 1 (one batched context)")
+        return self
 
 
 class OpenAIBackendConfig(_Frozen):

@@ -84,6 +84,9 @@ class Chunk:
     # On the last chunk of a local backend: how long the request waited for a free model
     # instance before generation started (a stage latency in traces).
     queue_ms: float | None = None
+    # On the last chunk of a local backend: seconds of model compute spent on this
+    # request (without queueing; a batched step's time is shared among its sequences).
+    compute_s: float | None = None
 
 
 class Backend(Protocol):

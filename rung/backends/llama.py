@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from rung.backends.base import ChatRequest, Chunk, TokenLogprob, TopLogprob, Usage
+from rung.backends.llama_batch import BatchEngine
 from rung.backends.textstream import StopTextStream
 from rung.catalog import resolve
 from rung.config import CatalogConfig, LlamaBackendConfig
@@ -52,6 +53,9 @@ class _Job:
 
     def emit(self, item: Any) -> None:
         self.loop.call_soon_threadsafe(self.out.put_nowait, item)
+
+    def end(self) -> None:
+        self.emit(_END)
 
 
 class _LogprobCapture:
@@ -99,6 +103,7 @@ class LlamaBackend:
         self._grammars: dict[str, Any] = {}
         self.model_path: str | None = None
         self.n_ctx = cfg.n_ctx
+        self._engine: BatchEngine | None = None
 
     # -- lifecycle -----------------------------------------------------------------
     @property
@@ -107,7 +112,8 @@ class LlamaBackend:
 
     @property
     def queue_depth(self) -> int:
-        return self._queue.qsize() if self._queue is not None else 0
+        waiting = self._engine.waiting if self._engine is not None else 0
+        return waiting + (self._queue.qsize() if self._queue is not None else 0)
 
     @property
     def in_flight(self) -> int:
@@ -116,7 +122,12 @@ class LlamaBackend:
     @property
     def running(self) -> int:
         """Generations executing on model threads right now."""
-        return self._running
+        return self._running + (self._engine.running if self._engine is not None else 0)
+
+    @property
+    def capacity(self) -> int:
+        """Requests that can generate at once (batch slots, or model instances)."""
+        return max(self._cfg.instances, self._cfg.parallel)
 
     def _load(self) -> list[Any]:
         _quiet_openmp()
@@ -130,6 +141,10 @@ class LlamaBackend:
                           n_threads_batch=self._cfg.n_threads, verbose=False)
                     for _ in range(self._cfg.instances)]
         self._formatter = _chat_formatter(llms[0])
+        if self._cfg.parallel > 1:
+            self._engine = BatchEngine(llms[0], name=self.name, slots=self._cfg.parallel,
+                                       n_ctx=self._cfg.n_ctx, n_batch=self._cfg.n_batch,
+                                       n_threads=self._cfg.n_threads)
         return llms
 
     async def start(self) -> None:
@@ -160,6 +175,9 @@ class LlamaBackend:
             w.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
         self._workers = []
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
         for llm in self._llms:
@@ -181,14 +199,20 @@ class LlamaBackend:
         if self._load_error is not None:
             raise self._load_error
         assert self._queue is not None
-        if self._admitted >= self._cfg.instances + self._cfg.queue_size:
+        if self._admitted >= self.capacity + self._cfg.queue_size:
             raise Overloaded(f"tier {self.name}: queue is full ({self._cfg.queue_size} waiting)")
         job = _Job(request, asyncio.get_running_loop())
+        batched = self._engine is not None and request.response_format.type == "text"
+        tokens = self._prompt_tokens(self._llms[0], request) if batched else []
         # A request holds its admission until its consumer is done with it (not until the
         # thread winds down), so a client that sends the next request the moment it has
         # the last answer is never refused for a slot that is being released.
         self._admitted += 1
-        self._queue.put_nowait(job)
+        if batched:
+            assert self._engine is not None
+            self._engine.submit(job, tokens, self._max_new(request, len(tokens)))
+        else:
+            self._queue.put_nowait(job)
         try:
             while True:
                 item = await job.out.get()
@@ -244,17 +268,10 @@ class LlamaBackend:
         import llama_cpp
 
         req = job.request
-        fmt = self._formatter(messages=[{"role": m.role, "content": m.content}
-                                        for m in req.messages])
-        tokens = llm.tokenize(fmt.prompt.encode("utf-8"), add_bos=not fmt.added_special,
-                              special=True)
-        n_prompt, n_ctx = len(tokens), llm.n_ctx()
-        max_new = req.max_tokens if req.max_tokens is not None else n_ctx - n_prompt
-        if n_prompt + max_new > n_ctx:
-            raise ContextLengthExceeded(
-                f"This model's maximum context length is {n_ctx} tokens. However, you "
-                f"requested {n_prompt + max_new} tokens ({n_prompt} in the messages, "
-                f"{max_new} in the completion).", param="messages")
+        t_start = time.perf_counter()
+        tokens = self._prompt_tokens(llm, req)
+        n_prompt = len(tokens)
+        max_new = self._max_new(req, n_prompt)
         capture = _LogprobCapture() if req.logprobs else None
         processors = llama_cpp.LogitsProcessorList([capture]) if capture else None
         llm.set_seed(req.seed if req.seed is not None else random.getrandbits(31))
@@ -290,15 +307,29 @@ class LlamaBackend:
             gen.close()
         job.emit(Chunk(text=text.flush(), finish_reason=finish,  # type: ignore[arg-type]
                        usage=Usage(prompt_tokens=n_prompt, completion_tokens=n_gen),
-                       queue_ms=round(job.queue_ms, 3)))
+                       queue_ms=round(job.queue_ms, 3),
+                       compute_s=round(time.perf_counter() - t_start, 6)))
+
+    def _prompt_tokens(self, llm: Any, request: ChatRequest) -> list[int]:
+        fmt = self._formatter(messages=[{"role": m.role, "content": m.content}
+                                        for m in request.messages])
+        return list(llm.tokenize(fmt.prompt.encode("utf-8"), add_bos=not fmt.added_special,
+                                 special=True))
+
+    def _max_new(self, request: ChatRequest, n_prompt: int) -> int:
+        """The completion budget; raises when prompt plus completion cannot fit."""
+        n_ctx = self._cfg.n_ctx
+        max_new = request.max_tokens if request.max_tokens is not None else n_ctx - n_prompt
+        if n_prompt + max_new > n_ctx:
+            raise ContextLengthExceeded(
+                f"This model's maximum context length is {n_ctx} tokens. However, you "
+                f"requested {n_prompt + max_new} tokens ({n_prompt} in the messages, "
+                f"{max_new} in the completion).", param="messages")
+        return max_new
 
     def count_prompt_tokens(self, request: ChatRequest) -> int:
         """Tokens the prompt takes on this model (used by estimates and tests)."""
-        llm = self._llms[0]
-        fmt = self._formatter(messages=[{"role": m.role, "content": m.content}
-                                        for m in request.messages])
-        return len(llm.tokenize(fmt.prompt.encode("utf-8"), add_bos=not fmt.added_special,
-                                special=True))
+        return len(self._prompt_tokens(self._llms[0], request))
 
 
 def _token_logprob(llm: Any, logp: Any, tok: int, piece: bytes, top_n: int) -> TokenLogprob:

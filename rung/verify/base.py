@@ -43,6 +43,12 @@ class Answer:
                     None)
 
     @property
+    def compute_s(self) -> float | None:
+        """Model compute the backend attributed to this answer (local tiers), if any."""
+        return next((c.compute_s for c in reversed(self.chunks) if c.compute_s is not None),
+                    None)
+
+    @property
     def finish_reason(self) -> str | None:
         for c in reversed(self.chunks):
             if c.finish_reason is not None:
