@@ -6,6 +6,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rung.config import Config
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -40,6 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     lv.add_argument("--max-tokens", type=int, default=512)
     lv.add_argument("--concurrency", type=int, default=1,
                     help="requests in flight (local tiers queue them anyway)")
+    lv.add_argument("--parallel", type=int, default=None, metavar="N",
+                    help="decode N requests together on every local tier (continuous "
+                    "batching; raises --concurrency to N and lifts tier deadlines)")
     lv.set_defaults(func=_live)
     jd = esub.add_parser("judge", help="LLM-as-judge scores of a run's answers, and their "
                          "agreement with the reference checks")
@@ -135,6 +142,11 @@ def _live(args: argparse.Namespace) -> int:
     from rung.gateway import Gateway
 
     config = load_config(args.config)
+    if args.parallel is not None:
+        if args.parallel < 1:
+            raise ConfigError("--parallel must be at least 1")
+        config = _batched(config, args.parallel)
+        args.concurrency = max(args.concurrency, args.parallel)
     names = [t.name for t in config.tiers]
     tiers = names if args.tiers == "all" else [t for t in (args.tiers or "").split(",") if t]
     unknown = [t for t in tiers if t not in names]
@@ -179,6 +191,20 @@ def _live(args: argparse.Namespace) -> int:
         print(f"outcome table (for rung router train / rung verify train): {table.parent.parent}",
               file=sys.stderr)
     return 0
+
+
+def _batched(config: Config, parallel: int) -> Config:
+    """Every local tier decoding ``parallel`` requests at once, without deadlines: a
+    request sharing its steps with N others is N times slower, not broken."""
+    from rung.config import LlamaBackendConfig
+
+    tiers = tuple(
+        t.model_copy(update={
+            "timeout_s": None,
+            "backend": t.backend.model_copy(update={"parallel": parallel, "instances": 1})
+            if isinstance(t.backend, LlamaBackendConfig) else t.backend})
+        for t in config.tiers)
+    return config.model_copy(update={"tiers": tiers})
 
 
 def _judge(args: argparse.Namespace) -> int:
