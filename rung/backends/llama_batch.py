@@ -4,7 +4,7 @@ On a CPU, one decode step of a small model costs about as much for four sequence
 one (the weights are read from memory once per step either way), so a model that serves
 several requests at a time answers them with several times the throughput of one that
 takes turns (measured: ``bench/batch_bench.py``). The engine keeps up to ``slots``
-sequences in one llama.cpp context with a unified KV cache. Each step it builds one
+sequences in one llama.cpp context, each with its own KV cells. Each step it builds one
 batch: the next token of every sequence that is generating, then prompt tokens of newly
 admitted sequences up to ``n_batch``; it decodes, samples each sequence from its own
 logits, and streams the piece to that request. A finished or cancelled sequence leaves
@@ -109,7 +109,10 @@ class BatchEngine:
         params.n_batch = params.n_ubatch = n_batch
         params.n_seq_max = slots
         params.n_threads = params.n_threads_batch = n_threads
-        params.kv_unified = True  # any sequence may use any cell: no per-slot split
+        # One KV stream per sequence: attention then spans a sequence's own cells, not
+        # every sequence's (measured on SmolLM2, 16 sequences of ~300 tokens: 1.4x the
+        # throughput of a unified cache); each sequence gets n_ctx cells.
+        params.kv_unified = False
         self._ctx = llama_cpp.llama_init_from_model(llm.model, params)
         if not self._ctx:
             raise BackendError(f"tier {name}: could not create a {slots}-sequence context")
