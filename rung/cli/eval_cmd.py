@@ -65,6 +65,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     rp.add_argument("--target", type=float, default=0.95,
                     help="share of the largest tier's accuracy to keep (default 0.95)")
     rp.set_defaults(func=_replay)
+    oc = esub.add_parser("outcomes", help="a run's outcome table for another pair (or "
+                         "list) of tiers, for rung router train / rung eval routing")
+    oc.add_argument("--run", required=True, help="a `rung eval run --tiers ...` directory")
+    oc.add_argument("--tiers", required=True, help="tier names, weak first, strong last")
+    oc.add_argument("--out", required=True, help="directory to write the table under")
+    oc.set_defaults(func=_outcomes)
     g = esub.add_parser("gate", help="exit 1 when a metric fell below its baseline")
     g.add_argument("--baseline", required=True, help="stored summary (JSON)")
     g.add_argument("--current", default="-", help="summary to check (JSON; - for stdin)")
@@ -243,6 +249,29 @@ def _judge(args: argparse.Namespace) -> int:
             {"item": r["item"], "target": r["target"], "correct": r["correct"], "p_yes": p}
             for r, p in zip(rows, p_yes, strict=True)]}, indent=2))
     print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _outcomes(args: argparse.Namespace) -> int:
+    import csv
+
+    from rung.errors import ConfigError
+    from rung.eval.live import load_done
+    from rung.eval.outcomes import write_outcomes
+
+    run = Path(args.run)
+    manifest = json.loads((run / "manifest.json").read_text())
+    tiers = [t for t in args.tiers.split(",") if t]
+    missing = [t for t in tiers if t not in manifest["targets"]]
+    if len(tiers) < 2 or missing:
+        raise ConfigError(f"give two or more of the run's tiers ({', '.join(manifest['targets'])})"
+                          + (f"; not in the run: {', '.join(missing)}" if missing else ""))
+    rows = list(load_done(run / "items.jsonl").values())
+    path = write_outcomes(rows, tiers, manifest["dataset"], Path(args.out))
+    assert path is not None
+    with path.open(newline="") as f:
+        n = sum(1 for _ in csv.reader(f)) - 1
+    print(f"{path.parent.parent}: {n} items, weak {tiers[0]}, strong {tiers[-1]}")
     return 0
 
 

@@ -13,6 +13,7 @@ from rung.cli.main import main
 from rung.devtools.upstream import UpstreamBehaviour
 from rung.eval import datasets
 from rung.eval.checks import extract_code, final_number, is_correct, sandbox_run
+from rung.routing.data import load_outcomes
 from tests.conftest import SHARED_DATA, upstream_server
 
 GSM8K = SHARED_DATA / "routellm" / "gsm8k" / "test.jsonl"
@@ -122,6 +123,16 @@ def test_live_run_outcomes_and_training_on_them(tmp_path: Path,
                  str(model)]) == 0
     assert main(["verify", "train", "--data", str(table), "--benchmark", "gsm8k", "--out",
                  str(tmp_path / "v.npz")]) == 0
+    # the same run as a table for another pair of tiers (here: the pair reversed)
+    capsys.readouterr()
+    assert main(["eval", "outcomes", "--run", str(out), "--tiers", "big,small", "--out",
+                 str(tmp_path / "pair")]) == 0
+    assert "40 items, weak big, strong small" in capsys.readouterr().out
+    pair = load_outcomes(tmp_path / "pair", "gsm8k")
+    assert sum(o.weak_correct for o in pair) == 32 and sum(o.strong_correct for o in pair) == 14
+    assert main(["eval", "outcomes", "--run", str(out), "--tiers", "big,huge", "--out",
+                 str(tmp_path / "x")]) == 1
+    assert "not in the run: huge" in capsys.readouterr().err
 
 
 @pytest.mark.slow
