@@ -47,6 +47,30 @@ def simulate(items: Sequence[list[Row]], thresholds: Sequence[float]) -> tuple[f
     return correct / len(items), seconds
 
 
+def oracles(items: Sequence[list[Row]]) -> dict[str, dict[str, float]]:
+    """Upper bounds with perfect knowledge of which tier is right on each item.
+
+    ``cascade``: a perfect verifier; tiers are tried cheapest first and the first right
+    answer is kept, paying for every tier tried. ``router``: a perfect router; each item
+    goes straight to the cheapest tier that gets it right (or the cheapest tier when none
+    does), paying for that tier only. No real cascade or router can beat either, so when
+    the router bound cannot keep the target accuracy within a compute budget, no policy
+    over these tiers can."""
+    out = {}
+    for name in ("cascade", "router"):
+        correct, seconds = 0, 0.0
+        for rows in items:
+            hit = next((i for i, r in enumerate(rows) if r["correct"]), None)
+            correct += hit is not None
+            if name == "cascade":
+                stop = hit if hit is not None else len(rows) - 1
+                seconds += sum(seconds_of(r) for r in rows[: stop + 1])
+            else:
+                seconds += seconds_of(rows[hit if hit is not None else 0])
+        out[name] = {"accuracy": correct / len(items), "seconds": seconds}
+    return out
+
+
 def choose(items: Sequence[list[Row]], *, target: float, grid: int = 15) -> list[float]:
     """The cheapest thresholds whose accuracy reaches ``target`` x the last tier's."""
     k = len(items[0])
@@ -84,6 +108,10 @@ def replay(rows: Sequence[Row], tiers: Sequence[str], *, target: float = 0.95,
         acc, secs = simulate(test, th)
         correct += acc * len(test)
         seconds += secs
+    bounds = {k: {"accuracy": round(v["accuracy"], 4),
+                  "seconds_per_item": round(v["seconds"] / len(items), 3),
+                  "compute_vs_largest": round(v["seconds"] / largest_s, 4)}
+              for k, v in oracles(items).items()}
     per_tier = {t: {"accuracy": round(sum(bool(r[i]["correct"]) for r in items) / len(items), 4),
                     "seconds_per_item": round(sum(seconds_of(r[i]) for r in items) / len(items),
                                               3)}
@@ -98,6 +126,7 @@ def replay(rows: Sequence[Row], tiers: Sequence[str], *, target: float = 0.95,
                     if largest_acc else None,
                     "compute_vs_largest": round(seconds / largest_s, 4),
                     "thresholds_per_half": chosen},
+        "oracle_cascade": bounds["cascade"], "oracle_router": bounds["router"],
         "protocol": f"thresholds on mean token logprob chosen on one half (cheapest reaching "
                     f"{target:.0%} of the largest tier's accuracy), measured on the other",
     }

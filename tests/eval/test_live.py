@@ -209,3 +209,8 @@ def test_replay_finds_a_cheaper_cascade_when_confidence_is_informative() -> None
     c = out["cascade"]
     assert out["n"] == 40 and out["always_largest"]["accuracy"] == 1.0
     assert c["accuracy"] == 1.0 and c["compute_vs_largest"] == pytest.approx(0.6)
+    # perfect verifier: small on every item, big on the odd ones; perfect router: each
+    # item on one tier only
+    assert out["oracle_cascade"]["compute_vs_largest"] == pytest.approx((40 + 200) / 400)
+    assert out["oracle_router"]["compute_vs_largest"] == pytest.approx((20 + 200) / 400)
+    assert out["oracle_router"]["accuracy"] == 1.0
