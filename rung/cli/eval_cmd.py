@@ -67,7 +67,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     rp.set_defaults(func=_replay)
     oc = esub.add_parser("outcomes", help="a run's outcome table for another pair (or "
                          "list) of tiers, for rung router train / rung eval routing")
-    oc.add_argument("--run", required=True, help="a `rung eval run --tiers ...` directory")
+    oc.add_argument("--run", required=True, action="append",
+                    help="a `rung eval run --tiers ...` directory; give several for one "
+                    "mixed table (benchmark `traffic`)")
     oc.add_argument("--tiers", required=True, help="tier names, weak first, strong last")
     oc.add_argument("--out", required=True, help="directory to write the table under")
     oc.set_defaults(func=_outcomes)
@@ -259,15 +261,19 @@ def _outcomes(args: argparse.Namespace) -> int:
     from rung.eval.live import load_done
     from rung.eval.outcomes import write_outcomes
 
-    run = Path(args.run)
-    manifest = json.loads((run / "manifest.json").read_text())
     tiers = [t for t in args.tiers.split(",") if t]
-    missing = [t for t in tiers if t not in manifest["targets"]]
-    if len(tiers) < 2 or missing:
-        raise ConfigError(f"give two or more of the run's tiers ({', '.join(manifest['targets'])})"
-                          + (f"; not in the run: {', '.join(missing)}" if missing else ""))
-    rows = list(load_done(run / "items.jsonl").values())
-    path = write_outcomes(rows, tiers, manifest["dataset"], Path(args.out))
+    rows, datasets = [], []
+    for run in map(Path, args.run):
+        manifest = json.loads((run / "manifest.json").read_text())
+        missing = [t for t in tiers if t not in manifest["targets"]]
+        if len(tiers) < 2 or missing:
+            raise ConfigError(f"give two or more of the tiers of {run} "
+                              f"({', '.join(manifest['targets'])})"
+                              + (f"; not in the run: {', '.join(missing)}" if missing else ""))
+        rows += list(load_done(run / "items.jsonl").values())
+        datasets.append(manifest["dataset"])
+    benchmark = datasets[0] if len(datasets) == 1 else "traffic"
+    path = write_outcomes(rows, tiers, benchmark, Path(args.out))
     assert path is not None
     with path.open(newline="") as f:
         n = sum(1 for _ in csv.reader(f)) - 1

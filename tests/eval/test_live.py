@@ -130,6 +130,10 @@ def test_live_run_outcomes_and_training_on_them(tmp_path: Path,
     assert "40 items, weak big, strong small" in capsys.readouterr().out
     pair = load_outcomes(tmp_path / "pair", "gsm8k")
     assert sum(o.weak_correct for o in pair) == 32 and sum(o.strong_correct for o in pair) == 14
+    # two runs make one mixed table (here the same run twice: every item is there once)
+    assert main(["eval", "outcomes", "--run", str(out), "--run", str(out), "--tiers",
+                 "small,big", "--out", str(tmp_path / "mixed")]) == 0
+    assert len(load_outcomes(tmp_path / "mixed", "traffic")) == 40
     assert main(["eval", "outcomes", "--run", str(out), "--tiers", "big,huge", "--out",
                  str(tmp_path / "x")]) == 1
     assert "not in the run: huge" in capsys.readouterr().err
