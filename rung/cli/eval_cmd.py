@@ -57,6 +57,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     jd.add_argument("--target", default=None, help="only this target's answers")
     jd.add_argument("--limit", type=int, default=None)
     jd.add_argument("--out", default=None, help="write per-row scores and the summary here")
+    jd.add_argument("--parallel", type=int, default=None, metavar="N",
+                    help="judge N answers at once (a batched judge tier, as for `run`)")
     jd.set_defaults(func=_judge)
     rp = esub.add_parser("replay", help="logprob-gated cascades replayed from a run of "
                          "every tier (cross-fitted thresholds)")
@@ -225,6 +227,11 @@ def _judge(args: argparse.Namespace) -> int:
     from rung.gateway import Gateway
 
     config = load_config(args.config)
+    if args.parallel is not None and args.parallel < 1:
+        raise ConfigError("--parallel must be at least 1")
+    concurrency = args.parallel or 1
+    if args.parallel is not None:
+        config = _batched(config, args.parallel)
     if config.tier(args.judge) is None:
         raise ConfigError(f"no tier {args.judge!r} in the config")
     rows = [r for r in load_done(Path(args.run) / "items.jsonl").values()
@@ -239,7 +246,8 @@ def _judge(args: argparse.Namespace) -> int:
         gateway = Gateway(config)
         await gateway.backends[args.judge].start()
         try:
-            return await judge_rows(gateway.cascade, rows, tier=args.judge, rubric=rubric)
+            return await judge_rows(gateway.cascade, rows, tier=args.judge, rubric=rubric,
+                                    concurrency=concurrency)
         finally:
             await gateway.aclose()
 

@@ -188,7 +188,8 @@ backend = {{ type = "openai", base_url = "{j.url}/v1", model = "m" }}
         rubric = tmp_path / "rubric.txt"
         rubric.write_text("Correct means the final number is right.")
         assert main(["eval", "judge", "--config", str(cfg), "--judge", "judge", "--run",
-                     str(out), "--rubric", str(rubric), "--out", str(tmp_path / "j.json")]) == 0
+                     str(out), "--rubric", str(rubric), "--out", str(tmp_path / "j.json"),
+                     "--parallel", "3"]) == 0
     summary = json.loads(capsys.readouterr().out)
     a = summary["agreement"]
     # the judge says yes to every answer; only item 0 (18 eggs' worth of dollars) is right
