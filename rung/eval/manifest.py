@@ -4,7 +4,10 @@ Sources of nondeterminism, documented: sampling is greedy (temperature 0) and se
 a local tier gives the same tokens for the same prompt on the same build; llama.cpp's
 prompt cache reuses a shared prefix but does not change results; different CPUs or
 llama.cpp builds (SIMD paths) can change floating-point sums and so, rarely, a token;
-concurrency > 1 against one local model only reorders requests; timings always vary.
+concurrency > 1 against one local model only reorders requests, except on a batched tier
+(``--parallel``), where a greedy answer can depend on which requests share its batch
+(the matrix kernels sum in a different order), so a batched run reproduces its accuracy
+closely but not every token; timings always vary.
 """
 
 from __future__ import annotations
