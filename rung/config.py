@@ -75,6 +75,9 @@ class LlamaBackendConfig(_Frozen):
     def _one_batched_instance(self) -> LlamaBackendConfig:
         if self.parallel > 1 and self.instances > 1:
             raise ValueError("parallel > 1 needs instances = 1 (one batched context)")
+        if self.parallel > self.n_batch:  # each step holds one token of every sequence
+            raise ValueError(f"parallel ({self.parallel}) must not exceed n_batch "
+                             f"({self.n_batch})")
         return self
 
 

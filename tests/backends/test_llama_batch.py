@@ -150,9 +150,11 @@ def test_json_mode_takes_the_grammar_path_on_a_batched_tier(
     assert batched._engine.busy_s == busy  # not decoded by the batch engine
 
 
-def test_parallel_needs_a_single_instance() -> None:
+def test_parallel_needs_a_single_instance_and_room_in_the_batch() -> None:
     with pytest.raises(ValidationError, match="parallel > 1 needs instances = 1"):
         LlamaBackendConfig(parallel=4, instances=2)
+    with pytest.raises(ValidationError, match="must not exceed n_batch"):
+        LlamaBackendConfig(parallel=16, n_batch=8)
 
 
 def test_sample_is_greedy_at_zero_and_seeded_otherwise() -> None:
