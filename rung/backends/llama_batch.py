@@ -150,6 +150,18 @@ class BatchEngine:
         if self._thread.is_alive():  # pragma: no cover - a decode that never returns
             log.error("tier %s: batch thread did not stop", self.name)
             return
+        # Nobody is left waiting: requests still queued or running end with an error.
+        gone = BackendError(f"tier {self.name}: the model was unloaded")
+        for slot in list(self._active):
+            self._finish(slot, gone)
+        while True:
+            try:
+                entry = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if entry is not None:
+                entry[0].emit(gone)
+                entry[0].end()
         llama_cpp.llama_batch_free(self._batch)
         llama_cpp.llama_free(self._ctx)
 

@@ -15,6 +15,7 @@ from rung.backends.base import ChatRequest, Chunk, Message, ResponseFormat
 from rung.backends.llama import LlamaBackend
 from rung.backends.llama_batch import sample
 from rung.config import CatalogConfig, LlamaBackendConfig
+from rung.errors import BackendError
 
 PROMPTS = ["What is 2+3?", "Name a color.", "Write a haiku about the sea.",
            "What is the capital of France?", "Count from 1 to 10.", "Say hello in Spanish."]
@@ -167,3 +168,21 @@ def test_sample_is_greedy_at_zero_and_seeded_otherwise() -> None:
     again = [sample(logits, temperature=1.0, top_p=1.0, rng=np.random.default_rng(s))
              for s in range(200)]
     assert draws == again and {1, 2} <= set(draws) and 0.3 < draws.count(1) / 200 < 0.7
+
+
+@pytest.mark.slow
+def test_unloading_a_batched_tier_ends_every_waiting_request(
+        loop: asyncio.AbstractEventLoop) -> None:
+    async def go() -> list[BaseException | Got]:
+        b = LlamaBackend("closing", LlamaBackendConfig(parallel=2), catalog=CatalogConfig())
+        await b.start()
+        tasks = [asyncio.ensure_future(_collect(b, _req(p, max_tokens=400)))
+                 for p in PROMPTS[:4]]
+        await asyncio.sleep(1.0)  # two running, two queued
+        await b.aclose()
+        return list(await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True),
+                                           timeout=30))
+
+    results = loop.run_until_complete(go())
+    errors = [r for r in results if isinstance(r, BackendError)]
+    assert len(results) == 4 and errors and all("unloaded" in str(e) for e in errors)
