@@ -26,8 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from rung.backends.base import ChatRequest, Chunk, TokenLogprob, TopLogprob, Usage
+from rung.backends.base import ChatRequest, Chunk, TokenLogprob, Usage
 from rung.backends.llama_batch import BatchEngine
+from rung.backends.logprobs import log_softmax, token_logprob
 from rung.backends.textstream import StopTextStream
 from rung.catalog import resolve
 from rung.config import CatalogConfig, LlamaBackendConfig
@@ -65,9 +66,7 @@ class _LogprobCapture:
         self.last: np.ndarray[Any, np.dtype[np.float32]] | None = None
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
-        s = np.asarray(scores, dtype=np.float32)
-        m = float(s.max())
-        self.last = s - (m + float(np.log(np.exp(s - m).sum())))
+        self.last = log_softmax(np.asarray(scores, dtype=np.float32))
         return scores
 
 
@@ -295,7 +294,7 @@ class LlamaBackend:
                 delta = text.push(piece)
                 lps: tuple[TokenLogprob, ...] = ()
                 if capture is not None and capture.last is not None:
-                    lps = (_token_logprob(llm, capture.last, tok, piece, req.top_logprobs),)
+                    lps = (token_logprob(llm, capture.last, tok, piece, req.top_logprobs),)
                 if delta or lps:
                     job.emit(Chunk(text=delta, logprobs=lps))
                 if text.stopped:
@@ -330,20 +329,6 @@ class LlamaBackend:
     def count_prompt_tokens(self, request: ChatRequest) -> int:
         """Tokens the prompt takes on this model (used by estimates and tests)."""
         return len(self._prompt_tokens(self._llms[0], request))
-
-
-def _token_logprob(llm: Any, logp: Any, tok: int, piece: bytes, top_n: int) -> TokenLogprob:
-    top: tuple[TopLogprob, ...] = ()
-    if top_n > 0:
-        idx = np.argpartition(-logp, top_n)[:top_n]
-        idx = idx[np.argsort(-logp[idx])]
-        top = tuple(
-            TopLogprob(token=llm.detokenize([int(i)]).decode("utf-8", errors="replace"),
-                       logprob=float(logp[i]))
-            for i in idx
-        )
-    return TokenLogprob(token=piece.decode("utf-8", errors="replace"),
-                        logprob=float(logp[tok]), top=top)
 
 
 _CHATML = (

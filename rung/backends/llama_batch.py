@@ -31,7 +31,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from rung.backends.base import ChatRequest, Chunk, TokenLogprob, TopLogprob, Usage
+from rung.backends.base import ChatRequest, Chunk, TokenLogprob, Usage
+from rung.backends.logprobs import log_softmax, token_logprob
 from rung.backends.textstream import StopTextStream
 from rung.errors import BackendError
 
@@ -69,11 +70,6 @@ class _Slot:
     in_batch: int = 0  # tokens this slot put into the current batch
     logits_at: int = -1  # index in the current batch whose logits it reads
     finished: bool = field(default=False)
-
-
-def log_softmax(logits: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-    m = float(logits.max())
-    return logits - (m + float(np.log(np.exp(logits - m).sum())))
 
 
 def sample(logits: np.ndarray[Any, Any], *, temperature: float, top_p: float,
@@ -259,7 +255,8 @@ class BatchEngine:
         delta = slot.text.push(piece)
         lps: tuple[TokenLogprob, ...] = ()
         if req.logprobs:
-            lps = (self._logprob(log_softmax(logits), tok, piece, req.top_logprobs),)
+            lps = (token_logprob(self._llm, log_softmax(logits), tok, piece,
+                                  req.top_logprobs),)
         if delta or lps:
             slot.job.emit(Chunk(text=delta, logprobs=lps))
         if slot.text.stopped:
@@ -268,18 +265,6 @@ class BatchEngine:
             self._finish(slot, None, finish="length")
         else:
             slot.next_token = tok
-
-    def _logprob(self, logp: np.ndarray[Any, Any], tok: int, piece: bytes,
-                 top_n: int) -> TokenLogprob:
-        top: tuple[TopLogprob, ...] = ()
-        if top_n > 0:
-            idx = np.argpartition(-logp, top_n)[:top_n]
-            idx = idx[np.argsort(-logp[idx])]
-            top = tuple(TopLogprob(
-                token=self._llm.detokenize([int(i)]).decode("utf-8", errors="replace"),
-                logprob=float(logp[i])) for i in idx)
-        return TokenLogprob(token=piece.decode("utf-8", errors="replace"),
-                            logprob=float(logp[tok]), top=top)
 
     def _finish(self, slot: _Slot, error: BaseException | None, *,
                 finish: str = "length") -> None:
