@@ -151,12 +151,8 @@ def _live(args: argparse.Namespace) -> int:
     from rung.eval.outcomes import write_outcomes
     from rung.gateway import Gateway
 
-    config = load_config(args.config)
-    if args.parallel is not None:
-        if args.parallel < 1:
-            raise ConfigError("--parallel must be at least 1")
-        config = _batched(config, args.parallel)
-        args.concurrency = max(args.concurrency, args.parallel)
+    config = _batched(load_config(args.config), args.parallel)
+    args.concurrency = max(args.concurrency, args.parallel or 1)
     names = [t.name for t in config.tiers]
     tiers = names if args.tiers == "all" else [t for t in (args.tiers or "").split(",") if t]
     unknown = [t for t in tiers if t not in names]
@@ -203,18 +199,21 @@ def _live(args: argparse.Namespace) -> int:
     return 0
 
 
-def _batched(config: Config, parallel: int) -> Config:
+def _batched(config: Config, parallel: int | None) -> Config:
     """Every local tier decoding ``parallel`` requests at once, without deadlines: a
-    request sharing its steps with N others is N times slower, not broken."""
-    from rung.config import LlamaBackendConfig
+    request sharing its steps with N others is N times slower, not broken. The changed
+    config is validated like a loaded one (``--parallel`` above a tier's ``n_batch`` is
+    refused). ``None`` leaves the config as it is."""
+    from rung.config import parse_config
 
-    tiers = tuple(
-        t.model_copy(update={
-            "timeout_s": None,
-            "backend": t.backend.model_copy(update={"parallel": parallel, "instances": 1})
-            if isinstance(t.backend, LlamaBackendConfig) else t.backend})
-        for t in config.tiers)
-    return config.model_copy(update={"tiers": tiers})
+    if parallel is None:
+        return config
+    data = config.model_dump()
+    for tier in data["tiers"]:
+        tier["timeout_s"] = None
+        if tier["backend"]["type"] == "llama":
+            tier["backend"].update(parallel=parallel, instances=1)
+    return parse_config(data)
 
 
 def _judge(args: argparse.Namespace) -> int:
@@ -226,12 +225,7 @@ def _judge(args: argparse.Namespace) -> int:
     from rung.eval.live import load_done
     from rung.gateway import Gateway
 
-    config = load_config(args.config)
-    if args.parallel is not None and args.parallel < 1:
-        raise ConfigError("--parallel must be at least 1")
-    concurrency = args.parallel or 1
-    if args.parallel is not None:
-        config = _batched(config, args.parallel)
+    config = _batched(load_config(args.config), args.parallel)
     if config.tier(args.judge) is None:
         raise ConfigError(f"no tier {args.judge!r} in the config")
     rows = [r for r in load_done(Path(args.run) / "items.jsonl").values()
@@ -247,7 +241,7 @@ def _judge(args: argparse.Namespace) -> int:
         await gateway.backends[args.judge].start()
         try:
             return await judge_rows(gateway.cascade, rows, tier=args.judge, rubric=rubric,
-                                    concurrency=concurrency)
+                                    concurrency=args.parallel or 1)
         finally:
             await gateway.aclose()
 

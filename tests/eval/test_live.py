@@ -226,3 +226,12 @@ def test_replay_finds_a_cheaper_cascade_when_confidence_is_informative() -> None
     assert out["oracle_cascade"]["compute_vs_largest"] == pytest.approx((40 + 200) / 400)
     assert out["oracle_router"]["compute_vs_largest"] == pytest.approx((20 + 200) / 400)
     assert out["oracle_router"]["accuracy"] == 1.0
+
+
+def test_parallel_is_validated_like_the_config(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["eval", "run", "--dataset", "gsm8k", "--data", str(GSM8K), "--limit", "1",
+            "--tiers", "smollm2-135m", "--out", str(tmp_path / "run")]
+    assert main([*argv, "--parallel", "0"]) == 1
+    assert "tiers.0.backend.llama.parallel" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
