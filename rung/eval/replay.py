@@ -71,10 +71,14 @@ def oracles(items: Sequence[list[Row]]) -> dict[str, dict[str, float]]:
     return out
 
 
+def _largest_accuracy(items: Sequence[list[Row]]) -> float:
+    return sum(bool(rows[-1]["correct"]) for rows in items) / len(items)
+
+
 def choose(items: Sequence[list[Row]], *, target: float, grid: int = 15) -> list[float]:
     """The cheapest thresholds whose accuracy reaches ``target`` x the last tier's."""
     k = len(items[0])
-    best_acc = sum(bool(rows[-1]["correct"]) for rows in items) / len(items)
+    best_acc = _largest_accuracy(items)
     cands = []
     for i in range(k - 1):
         values = sorted(rows[i]["mean_logprob"] for rows in items)
@@ -94,7 +98,7 @@ def replay(rows: Sequence[Row], tiers: Sequence[str], *, target: float = 0.95,
     items = by_item(rows, tiers)
     if len(items) < 4:
         return {"n": len(items), "error": "too few items answered by every tier"}
-    largest_acc, largest_s = simulate(items, [float("inf")] * (len(tiers) - 1))
+    largest_acc = _largest_accuracy(items)
     largest_s = sum(seconds_of(rows[-1]) for rows in items)
     order = list(range(len(items)))
     random.Random(seed).shuffle(order)
