@@ -136,6 +136,13 @@ class JudgeVerifierConfig(_Frozen):
     min_yes: float = Field(0.5, ge=0, le=1, description="Escalate when P(yes) is below.")
 
 
+class ExamplesVerifierConfig(_Frozen):
+    type: Literal["examples"] = Field(
+        description="Code answers must reproduce the examples the prompt gives (doctest "
+        "`>>> f(1)` / `2`, or `f(1) == 2`), run in a sandbox; no examples, no verdict.")
+    timeout_s: float = Field(5.0, gt=0, le=60, description="Time limit of one sandboxed run.")
+
+
 class LearnedVerifierConfig(_Frozen):
     type: Literal["learned"] = Field(description="A verifier trained by `rung verify train`.")
     path: Path = Field(description="The model file.")
@@ -147,7 +154,7 @@ class LearnedVerifierConfig(_Frozen):
 
 VerifierConfig = Annotated[
     LogprobVerifierConfig | JsonVerifierConfig | ConsistencyVerifierConfig
-    | JudgeVerifierConfig | LearnedVerifierConfig,
+    | JudgeVerifierConfig | ExamplesVerifierConfig | LearnedVerifierConfig,
     Field(discriminator="type"),
 ]
 

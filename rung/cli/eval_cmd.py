@@ -66,6 +66,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     rp.add_argument("--tiers", required=True, help="tier names, cheapest first")
     rp.add_argument("--target", type=float, default=0.95,
                     help="share of the largest tier's accuracy to keep (default 0.95)")
+    rp.add_argument("--verifier", choices=("logprob", "examples"), default="logprob",
+                    help="gate on the answer's mean logprob alone, or also on the examples "
+                    "in its prompt (code) run in the sandbox")
     rp.set_defaults(func=_replay)
     oc = esub.add_parser("outcomes", help="a run's outcome table for another pair (or "
                          "list) of tiers, for rung router train / rung eval routing")
@@ -288,6 +291,7 @@ def _replay(args: argparse.Namespace) -> int:
     from rung.eval.replay import replay
 
     rows = list(load_done(Path(args.run) / "items.jsonl").values())
-    result = replay(rows, [t for t in args.tiers.split(",") if t], target=args.target)
+    result = replay(rows, [t for t in args.tiers.split(",") if t], target=args.target,
+                    verifier=args.verifier)
     print(json.dumps(result, indent=2, default=str))
     return 0

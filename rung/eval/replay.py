@@ -7,6 +7,10 @@ tier answers, and the compute is the sum of the tiers tried. So thresholds can b
 without re-running the models. To keep the numbers honest they are cross-fitted: the
 thresholds are chosen on one half of the items and measured on the other, and the halves
 are swapped.
+
+With ``verifier="examples"`` an answer must also reproduce the examples its prompt gives
+(:mod:`rung.verify.examples`, run in the sandbox on the recorded answer); the logprob
+threshold may then be ``-inf``, i.e. the examples check alone.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ from __future__ import annotations
 import itertools
 import random
 from collections.abc import Sequence
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Literal
 
 Row = dict[str, Any]
 
@@ -35,13 +40,30 @@ def by_item(rows: Sequence[Row], tiers: Sequence[str]) -> list[list[Row]]:
             if all(t in per and per[t].get("mean_logprob") is not None for t in tiers)]
 
 
+def annotate_examples(rows: Sequence[Row], *, workers: int = 2) -> None:
+    """Set ``examples_pass`` on each row: does its answer reproduce its prompt's examples
+    (True when the prompt gives none)."""
+    from rung.verify.examples import check_examples
+
+    def one(row: Row) -> None:
+        result = check_examples(str(row.get("question") or ""), str(row.get("answer") or ""))
+        row["examples_pass"] = result.failed == 0
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(one, rows))
+
+
+def _accepts(row: Row, threshold: float) -> bool:
+    return bool(row["mean_logprob"] >= threshold and row.get("examples_pass", True))
+
+
 def simulate(items: Sequence[list[Row]], thresholds: Sequence[float]) -> tuple[float, float]:
     """(accuracy, total seconds) of the cascade with these thresholds."""
     correct, seconds = 0, 0.0
     for rows in items:
         for i, r in enumerate(rows):
             seconds += seconds_of(r)
-            if i == len(rows) - 1 or r["mean_logprob"] >= thresholds[i]:
+            if i == len(rows) - 1 or _accepts(r, thresholds[i]):
                 correct += bool(r["correct"])
                 break
     return correct / len(items), seconds
@@ -94,8 +116,11 @@ def choose(items: Sequence[list[Row]], *, target: float, grid: int = 15) -> list
 
 
 def replay(rows: Sequence[Row], tiers: Sequence[str], *, target: float = 0.95,
-           seed: int = 0) -> dict[str, Any]:
+           seed: int = 0, verifier: Literal["logprob", "examples"] = "logprob"
+           ) -> dict[str, Any]:
     items = by_item(rows, tiers)
+    if verifier == "examples":
+        annotate_examples([r for rows_ in items for r in rows_[:-1]])
     if len(items) < 4:
         return {"n": len(items), "error": "too few items answered by every tier"}
     largest_acc = _largest_accuracy(items)
@@ -131,6 +156,9 @@ def replay(rows: Sequence[Row], tiers: Sequence[str], *, target: float = 0.95,
                     "compute_vs_largest": round(seconds / largest_s, 4),
                     "thresholds_per_half": chosen},
         "oracle_cascade": bounds["cascade"], "oracle_router": bounds["router"],
+        "verifier": verifier,
         "protocol": f"thresholds on mean token logprob chosen on one half (cheapest reaching "
-                    f"{target:.0%} of the largest tier's accuracy), measured on the other",
+                    f"{target:.0%} of the largest tier's accuracy), measured on the other"
+                    + ("; an answer must also pass its prompt's examples"
+                       if verifier == "examples" else ""),
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rung.config import (
     ConsistencyVerifierConfig,
+    ExamplesVerifierConfig,
     JsonVerifierConfig,
     JudgeVerifierConfig,
     LogprobVerifierConfig,
@@ -30,6 +31,10 @@ def build_verifier(cfg: VerifierConfig) -> Verifier:
         from rung.verify.judge import JudgeVerifier
 
         return JudgeVerifier(tier=cfg.tier, min_yes=cfg.min_yes)
+    if isinstance(cfg, ExamplesVerifierConfig):
+        from rung.verify.examples import ExamplesVerifier
+
+        return ExamplesVerifier(timeout_s=cfg.timeout_s)
     from rung.verify.learned_check import LearnedVerifier
 
     return LearnedVerifier(path=cfg.path, max_score=cfg.max_score)

@@ -12,8 +12,10 @@ import pytest
 from rung.cli.main import main
 from rung.devtools.upstream import UpstreamBehaviour
 from rung.eval import datasets
-from rung.eval.checks import extract_code, final_number, is_correct, sandbox_run
+from rung.eval.checks import final_number, is_correct
 from rung.routing.data import load_outcomes
+from rung.sandbox import sandbox_run
+from rung.verify.examples import extract_code
 from tests.conftest import SHARED_DATA, upstream_server
 
 GSM8K = SHARED_DATA / "routellm" / "gsm8k" / "test.jsonl"
@@ -235,3 +237,25 @@ def test_parallel_is_validated_like_the_config(tmp_path: Path,
     assert main([*argv, "--parallel", "0"]) == 1
     assert "tiers.0.backend.llama.parallel" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_replay_with_the_examples_check_gates_on_the_recorded_code() -> None:
+    from rung.eval.replay import replay
+
+    question = "def inc(x):\n    '''\n    >>> inc(1)\n    2\n    '''\n"
+    right, wrong = "def inc(x):\n    return x + 1\n", "def inc(x):\n    return x\n"
+    rows = []
+    for i in range(12):
+        ok = i % 3 != 0  # logprobs say nothing: the same on every small answer
+        rows += [
+            {"item": str(i), "target": "s", "question": question, "seconds": 1.0,
+             "answer": right if ok else wrong, "correct": ok, "mean_logprob": -0.5},
+            {"item": str(i), "target": "b", "question": question, "seconds": 4.0,
+             "answer": right, "correct": True, "mean_logprob": -0.5},
+        ]
+    by_logprob = replay(rows, ["s", "b"], target=1.0)["cascade"]
+    assert by_logprob["accuracy"] == 1.0 and by_logprob["compute_vs_largest"] == 1.25
+    by_examples = replay(rows, ["s", "b"], target=1.0, verifier="examples")
+    c = by_examples["cascade"]
+    assert by_examples["verifier"] == "examples"
+    assert c["accuracy"] == 1.0 and c["compute_vs_largest"] == pytest.approx((12 + 16) / 48, abs=1e-4)

@@ -82,6 +82,22 @@ def test_escalation_on_json_schema_rejection_three_tiers() -> None:
         assert text == "not json" and headers["x-rung-tier"] == "t0"
 
 
+def test_escalation_when_the_code_fails_the_prompts_examples() -> None:
+    prompt = ("Complete this function:\n```python\ndef double(x):\n    '''\n"
+              "    >>> double(2)\n    4\n    double(5) == 10\n    '''\n```")
+    wrong = "```python\ndef double(x):\n    return x + 2\n```"
+    right = "```python\ndef double(x):\n    return 2 * x\n```"
+    check = [{"type": "examples", "timeout_s": 5}]
+    with ladder([wrong, right], verifiers=[check, []]) as (server, _):
+        text, headers, info = _ask(server, messages=[{"role": "user", "content": prompt}])
+        assert text == right and headers["x-rung-tier"] == "t1"
+        assert "t0:rejected(examples=0.50-)" in headers["x-rung-route"]
+        assert info["attempts"][0]["outcome"] == "rejected"
+        # a prompt without examples gives the check no evidence: the cheap answer stands
+        text, headers, _ = _ask(server)
+        assert text == wrong and headers["x-rung-tier"] == "t0"
+
+
 def test_streaming_sees_only_the_verified_answer() -> None:
     with ladder(["not json", '{"a": 1}'], verifiers=[[{"type": "json"}], []]) as (server, _):
         chunks = list(_client(server).chat.completions.create(
