@@ -3,7 +3,12 @@
 The program runs with ``python -I`` in a fresh temporary directory, with an empty
 environment, CPU-time, address-space and file-size limits, a wall-clock timeout, and no
 network (a new user and network namespace via ``unshare -rn`` where the machine allows
-one). Its standard output goes to a size-limited file and comes back truncated.
+one). Inside, an audit hook installed before the program starts refuses what a test of a
+function never needs and a hostile answer would: writing, deleting or renaming files
+outside its own directory, starting processes, signals, sockets, and loading C code
+through ctypes (defence in depth, not a security boundary: run untrusted code on a
+machine you can lose). Its standard output goes to a size-limited file and comes back
+truncated.
 """
 
 from __future__ import annotations
@@ -17,6 +22,34 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+_GUARD = """
+import os as _os, runpy as _runpy, sys as _sys
+_HOME = _os.getcwd()
+_DENY = {"os.remove", "os.rmdir", "os.rename", "shutil.rmtree", "shutil.move", "os.system",
+         "subprocess.Popen", "os.exec", "os.posix_spawn", "os.spawn", "os.fork",
+         "os.forkpty", "os.kill", "os.killpg", "os.chmod", "os.chown", "os.symlink",
+         "os.link", "os.truncate", "os.chdir", "os.chroot", "socket.connect", "socket.bind",
+         "socket.sendto", "ctypes.dlsym", "ctypes.call_function",
+         "pty.spawn", "resource.setrlimit"}
+def _inside(path):
+    try:
+        real = _os.path.realpath(_os.fsdecode(path))
+    except (TypeError, ValueError):
+        return False
+    return real == _HOME or real.startswith(_HOME + _os.sep)
+def _hook(event, args):
+    if event in _DENY:
+        raise PermissionError("sandbox: " + event + " is not allowed")
+    if event == "open" and args and args[0] is not None and not isinstance(args[0], int):
+        mode, flags = args[1] or "", args[2] or 0
+        writes = any(c in str(mode) for c in "wax+") or flags & (_os.O_WRONLY | _os.O_RDWR)
+        if writes and not _inside(args[0]):
+            raise PermissionError("sandbox: writing outside the sandbox is not allowed")
+_sys.addaudithook(_hook)
+_sys.argv = ["program.py"]
+_runpy.run_path("program.py", run_name="__main__")
+"""
 
 
 @dataclass(frozen=True)
@@ -38,10 +71,11 @@ def sandbox_exec(program: str, *, timeout_s: float = 10.0, memory_mb: int = 1024
         os.setsid()
 
     with tempfile.TemporaryDirectory(prefix="rung-sandbox-") as tmp:
-        script = Path(tmp) / "program.py"
-        script.write_text(program)
+        (Path(tmp) / "program.py").write_text(program)
+        launcher = Path(tmp) / "launch.py"
+        launcher.write_text(_GUARD)
         out_path = Path(tmp) / "stdout"
-        cmd = [sys.executable, "-I", str(script)]
+        cmd = [sys.executable, "-I", str(launcher)]
         if shutil.which("unshare") and _unshare_works():
             cmd = ["unshare", "-rn", *cmd]
         with out_path.open("wb") as out:

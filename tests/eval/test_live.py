@@ -46,6 +46,14 @@ def test_extract_code() -> None:
     ("x = bytearray(4 * 1024 ** 3)", False),  # over the memory limit
     ("import socket\nsocket.create_connection(('1.1.1.1', 53), timeout=2)", False),
     ("import os\nassert not os.environ.get('HOME')", True),  # an empty environment
+    # the audit hook: its own directory is writable, nothing else; no processes, no ctypes
+    ("open('x', 'w').write('1')\nassert open('x').read() == '1'", True),
+    ("import numpy\nassert numpy.arange(3).sum() == 3", True),
+    ("open('/tmp/rung-sandbox-escape', 'w')", False),
+    ("import os\nos.remove('/tmp/rung-sandbox-absent')", False),
+    ("import subprocess\nsubprocess.run(['true'])", False),
+    ("import os\nos.system('true')", False),
+    ("import ctypes\nctypes.CDLL(None).system(b'true')", False),
 ])
 def test_sandbox(program: str, ok: bool) -> None:
     assert sandbox_run(program, timeout_s=2) is ok
