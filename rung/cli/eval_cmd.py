@@ -66,9 +66,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     rp.add_argument("--tiers", required=True, help="tier names, cheapest first")
     rp.add_argument("--target", type=float, default=0.95,
                     help="share of the largest tier's accuracy to keep (default 0.95)")
-    rp.add_argument("--verifier", choices=("logprob", "examples"), default="logprob",
-                    help="gate on the answer's mean logprob alone, or also on the examples "
-                    "in its prompt (code) run in the sandbox")
+    rp.add_argument("--verifier", choices=("logprob", "examples", "learned"),
+                    default="logprob",
+                    help="gate on the answer's mean logprob; or also on the examples in its "
+                    "prompt (code) run in the sandbox; or on a learned verifier's score")
+    rp.add_argument("--verifier-model", default=None, metavar="FILE",
+                    help="the `rung verify train` model, for --verifier learned")
     rp.set_defaults(func=_replay)
     oc = esub.add_parser("outcomes", help="a run's outcome table for another pair (or "
                          "list) of tiers, for rung router train / rung eval routing")
@@ -287,11 +290,14 @@ def _outcomes(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
+    from rung.errors import ConfigError
     from rung.eval.live import load_done
     from rung.eval.replay import replay
 
     rows = list(load_done(Path(args.run) / "items.jsonl").values())
+    if args.verifier == "learned" and not args.verifier_model:
+        raise ConfigError("--verifier learned needs --verifier-model FILE")
     result = replay(rows, [t for t in args.tiers.split(",") if t], target=args.target,
-                    verifier=args.verifier)
+                    verifier=args.verifier, verifier_model=args.verifier_model)
     print(json.dumps(result, indent=2, default=str))
     return 0

@@ -10,7 +10,9 @@ are swapped.
 
 With ``verifier="examples"`` an answer must also reproduce the examples its prompt gives
 (:mod:`rung.verify.examples`, run in the sandbox on the recorded answer); the logprob
-threshold may then be ``-inf``, i.e. the examples check alone.
+threshold may then be ``-inf``, i.e. the examples check alone. With ``verifier="learned"``
+the thresholds are on a learned verifier's score of (question, answer) instead of the
+logprob (``rung verify train``; its model may come from other data, e.g. RouteLLM's).
 """
 
 from __future__ import annotations
@@ -53,8 +55,25 @@ def annotate_examples(rows: Sequence[Row], *, workers: int = 2) -> None:
         list(pool.map(one, rows))
 
 
+def annotate_learned(rows: Sequence[Row], path: str) -> None:
+    """Set ``confidence`` on each row: minus the learned verifier's escalation score."""
+    from rung.verify.learned import VerifierModel
+
+    model = VerifierModel.load(path)
+    scores = model.score_batch([str(r.get("question") or "") for r in rows],
+                               [str(r.get("answer") or "") for r in rows])
+    for r, sc in zip(rows, scores, strict=True):
+        r["confidence"] = -float(sc)
+
+
+def confidence(row: Row) -> float:
+    """What the thresholds cut: a verifier's confidence if set, else the mean logprob."""
+    value = row["confidence"] if "confidence" in row else row["mean_logprob"]
+    return float(value)
+
+
 def _accepts(row: Row, threshold: float) -> bool:
-    return bool(row["mean_logprob"] >= threshold and row.get("examples_pass", True))
+    return confidence(row) >= threshold and bool(row.get("examples_pass", True))
 
 
 def simulate(items: Sequence[list[Row]], thresholds: Sequence[float]) -> tuple[float, float]:
@@ -103,7 +122,7 @@ def choose(items: Sequence[list[Row]], *, target: float, grid: int = 15) -> list
     best_acc = _largest_accuracy(items)
     cands = []
     for i in range(k - 1):
-        values = sorted(rows[i]["mean_logprob"] for rows in items)
+        values = sorted(confidence(rows[i]) for rows in items)
         qs = {values[min(len(values) - 1, int(q * len(values)))] for q in
               (j / grid for j in range(grid + 1))}
         cands.append(sorted(qs | {float("-inf"), float("inf")}))
@@ -116,11 +135,16 @@ def choose(items: Sequence[list[Row]], *, target: float, grid: int = 15) -> list
 
 
 def replay(rows: Sequence[Row], tiers: Sequence[str], *, target: float = 0.95,
-           seed: int = 0, verifier: Literal["logprob", "examples"] = "logprob"
-           ) -> dict[str, Any]:
+           seed: int = 0, verifier: Literal["logprob", "examples", "learned"] = "logprob",
+           verifier_model: str | None = None) -> dict[str, Any]:
     items = by_item(rows, tiers)
+    gated = [r for rows_ in items for r in rows_[:-1]]
     if verifier == "examples":
-        annotate_examples([r for rows_ in items for r in rows_[:-1]])
+        annotate_examples(gated)
+    elif verifier == "learned":
+        if verifier_model is None:
+            raise ValueError("the learned verifier needs its model file")
+        annotate_learned(gated, verifier_model)
     if len(items) < 4:
         return {"n": len(items), "error": "too few items answered by every tier"}
     largest_acc = _largest_accuracy(items)
@@ -137,6 +161,8 @@ def replay(rows: Sequence[Row], tiers: Sequence[str], *, target: float = 0.95,
         acc, secs = simulate(test, th)
         correct += acc * len(test)
         seconds += secs
+    cut = ("the learned verifier's score" if verifier == "learned"
+           else "mean token logprob")
     bounds = {k: {"accuracy": round(v["accuracy"], 4),
                   "seconds_per_item": round(v["seconds"] / len(items), 3),
                   "compute_vs_largest": round(v["seconds"] / largest_s, 4)}
@@ -157,7 +183,7 @@ def replay(rows: Sequence[Row], tiers: Sequence[str], *, target: float = 0.95,
                     "thresholds_per_half": chosen},
         "oracle_cascade": bounds["cascade"], "oracle_router": bounds["router"],
         "verifier": verifier,
-        "protocol": f"thresholds on mean token logprob chosen on one half (cheapest reaching "
+        "protocol": f"thresholds on {cut} chosen on one half (cheapest reaching "
                     f"{target:.0%} of the largest tier's accuracy), measured on the other"
                     + ("; an answer must also pass its prompt's examples"
                        if verifier == "examples" else ""),

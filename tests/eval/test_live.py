@@ -267,3 +267,37 @@ def test_replay_with_the_examples_check_gates_on_the_recorded_code() -> None:
     c = by_examples["cascade"]
     assert by_examples["verifier"] == "examples"
     assert c["accuracy"] == 1.0 and c["compute_vs_largest"] == pytest.approx((12 + 16) / 48, abs=1e-4)
+
+
+def test_replay_with_a_learned_verifier_cuts_on_its_score(tmp_path: Path) -> None:
+    from rung.eval.replay import replay
+    from rung.routing.data import Outcome
+    from rung.verify.learned import train_verifier
+
+    def answer(i: int, right: bool) -> str:
+        a, b = i + 2, i + 3
+        c = a * b if right else 2 * a * b
+        return f"{a} * {b} = {c}. The answer is {c}"
+
+    q = "What is {} times {}?"
+    train = [Outcome(prompt=q.format(i + 2, i + 3), weak_correct=i % 2 == 0,
+                     strong_correct=True, benchmark="gsm8k",
+                     weak_response=answer(i, i % 2 == 0)) for i in range(40)]
+    model = tmp_path / "v.npz"
+    train_verifier(train).save(model)
+    rows = []
+    for i in range(100, 120):
+        ok = i % 2 == 0
+        rows += [
+            {"item": str(i), "target": "s", "question": q.format(i + 2, i + 3),
+             "answer": answer(i, ok), "correct": ok, "seconds": 1.0, "mean_logprob": -0.5},
+            {"item": str(i), "target": "b", "question": "", "answer": "", "correct": True,
+             "seconds": 4.0, "mean_logprob": -0.5},
+        ]
+    by_logprob = replay(rows, ["s", "b"], target=0.9)["cascade"]
+    assert by_logprob["compute_vs_largest"] == 1.25  # logprobs say nothing: all escalate
+    c = replay(rows, ["s", "b"], target=1.0, verifier="learned",
+               verifier_model=str(model))["cascade"]
+    # the verifier sees the wrong arithmetic: the wrong half escalates, and a few right
+    # answers (thresholds fitted on one half of the items, measured on the other)
+    assert c["accuracy"] == 1.0 and 0.75 <= c["compute_vs_largest"] <= 0.95
