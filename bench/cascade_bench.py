@@ -25,7 +25,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rung.backends.base import ChatRequest, Message, ResponseFormat
+from rung.backends.base import ChatRequest, Chunk, Message, ResponseFormat
+from rung.verify.base import Answer
 
 GSM = ROOT.parent / "shared" / "data" / "routellm" / "gsm8k" / "test.jsonl"
 
@@ -106,7 +107,39 @@ async def verifier_rows(args: argparse.Namespace, qs: list[str]) -> list[tuple[s
             lat.append((time.perf_counter() - t) * 1000)
         rows.append((spec["type"], lat))
     await gw.aclose()
+    rows.append(("examples (HumanEval code, sandboxed run)", await examples_latency(args.n_model)))
     return rows
+
+
+async def examples_latency(n: int) -> list[float]:
+    """The examples verifier on HumanEval prompts that give examples, each answered with its
+    canonical solution (the sandboxed run costs the same whoever wrote the code)."""
+    import gzip
+
+    from rung.eval import datasets
+    from rung.verify.examples import ExamplesVerifier, parse_examples
+
+    raw = gzip.decompress(datasets.humaneval_path().read_bytes()).decode().splitlines()
+    v = ExamplesVerifier()
+    lat = []
+    for r in [json.loads(line) for line in raw]:
+        prompt = datasets.HUMANEVAL_INSTRUCTION + "```python\n" + r["prompt"] + "```"
+        if not parse_examples(prompt):
+            continue
+        req = ChatRequest(messages=(Message("user", prompt),), max_tokens=1)
+        ans = Answer(tier="x", chunks=[Chunk(text="```python\n" + r["prompt"]
+                                             + r["canonical_solution"] + "```")])
+        t = time.perf_counter()
+        verdict = await v.verify(req, ans, _no_generate)
+        lat.append((time.perf_counter() - t) * 1000)
+        assert verdict.score is not None
+        if len(lat) == n:
+            break
+    return lat
+
+
+async def _no_generate(tier: str, request: ChatRequest) -> Answer:
+    raise AssertionError("the examples verifier generates nothing")
 
 
 async def ttft_rows(qs: list[str], n: int) -> list[tuple[str, list[float]]]:
