@@ -4,12 +4,15 @@ the reference checks where references exist.
 The judge is a tier asked "is this answer correct?" (optionally under a rubric); its
 P(yes) from the first token's logprobs is the judged score (the judge verifier's logic).
 Agreement: accuracy of P(yes) >= 0.5 against the reference verdict, Cohen's kappa, and
-the AUC of P(yes) for telling right answers from wrong ones.
+the AUC of P(yes) for telling right answers from wrong ones; and the same at a calibrated
+cut (the ``min_yes`` a judge verifier would use), chosen on one half of the rows for the
+best kappa and measured on the other half, halves swapped.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Sequence
 from typing import Any
 
@@ -45,6 +48,39 @@ def auc(scores: Sequence[float], labels: Sequence[bool]) -> float | None:
     return wins / (len(pos) * len(neg))
 
 
+def _kappa(said: Sequence[bool], truth: Sequence[bool]) -> tuple[float, float | None]:
+    """(accuracy, Cohen's kappa) of the judge's calls against the references."""
+    n = len(said)
+    acc = sum(s == t for s, t in zip(said, truth, strict=True)) / n
+    p_yes_rate, p_true = sum(said) / n, sum(truth) / n
+    chance = p_yes_rate * p_true + (1 - p_yes_rate) * (1 - p_true)
+    return acc, ((acc - chance) / (1 - chance) if chance < 1 else None)
+
+
+def calibrated(pairs: Sequence[tuple[float, bool]], *, seed: int = 0) -> dict[str, Any]:
+    """Accuracy and kappa at a cut on P(yes) chosen on the other half of the rows."""
+    order = list(range(len(pairs)))
+    random.Random(seed).shuffle(order)
+    halves = [[pairs[i] for i in order[: len(order) // 2]],
+              [pairs[i] for i in order[len(order) // 2:]]]
+    said: list[bool] = []
+    truth: list[bool] = []
+    cuts = []
+    for fit, test in ((halves[0], halves[1]), (halves[1], halves[0])):
+        def kappa_at(cut: float, fit: list[tuple[float, bool]] = fit) -> float:
+            k = _kappa([p >= cut for p, _ in fit], [c for _, c in fit])[1]
+            return -1.0 if k is None else k
+        cands = sorted({p for p, _ in fit} | {0.5})
+        cut = max(cands, key=lambda c: (kappa_at(c), -abs(c - 0.5)))
+        cuts.append(round(cut, 4))
+        said += [p >= cut for p, _ in test]
+        truth += [c for _, c in test]
+    acc, kappa = _kappa(said, truth)
+    return {"min_yes_per_half": cuts, "accuracy": round(acc, 4),
+            "kappa": round(kappa, 4) if kappa is not None else None,
+            "judge_says_correct": round(sum(said) / len(said), 4)}
+
+
 def agreement(p_yes: Sequence[float | None], correct: Sequence[bool]) -> dict[str, Any]:
     pairs = [(p, c) for p, c in zip(p_yes, correct, strict=True) if p is not None]
     n = len(pairs)
@@ -52,12 +88,14 @@ def agreement(p_yes: Sequence[float | None], correct: Sequence[bool]) -> dict[st
         return {"n": 0, "abstained": len(p_yes)}
     said = [p >= 0.5 for p, _ in pairs]
     truth = [c for _, c in pairs]
-    acc = sum(s == t for s, t in zip(said, truth, strict=True)) / n
-    p_yes_rate, p_true = sum(said) / n, sum(truth) / n
-    chance = p_yes_rate * p_true + (1 - p_yes_rate) * (1 - p_true)
-    kappa = (acc - chance) / (1 - chance) if chance < 1 else None
-    return {"n": n, "abstained": len(p_yes) - n, "accuracy": round(acc, 4),
-            "kappa": round(kappa, 4) if kappa is not None else None,
-            "auc": (round(a, 4) if (a := auc([p for p, _ in pairs], truth)) is not None
-                    else None),
-            "judge_says_correct": round(p_yes_rate, 4), "reference_correct": round(p_true, 4)}
+    acc, kappa = _kappa(said, truth)
+    a = auc([p for p, _ in pairs], truth)
+    out: dict[str, Any] = {
+        "n": n, "abstained": len(p_yes) - n, "accuracy": round(acc, 4),
+        "kappa": round(kappa, 4) if kappa is not None else None,
+        "auc": round(a, 4) if a is not None else None,
+        "judge_says_correct": round(sum(said) / n, 4),
+        "reference_correct": round(sum(truth) / n, 4)}
+    if n >= 4:
+        out["calibrated"] = calibrated(pairs)
+    return out

@@ -301,3 +301,16 @@ def test_replay_with_a_learned_verifier_cuts_on_its_score(tmp_path: Path) -> Non
     # the verifier sees the wrong arithmetic: the wrong half escalates, and a few right
     # answers (thresholds fitted on one half of the items, measured on the other)
     assert c["accuracy"] == 1.0 and 0.75 <= c["compute_vs_largest"] <= 0.95
+
+
+def test_judge_calibrated_cut_is_chosen_on_the_other_half() -> None:
+    from rung.eval.judging import agreement
+
+    # an over-eager judge: P(yes) high for everything, but higher for the right answers
+    p_yes = [0.95 if i % 4 == 0 else 0.7 for i in range(40)]
+    correct = [i % 4 == 0 for i in range(40)]
+    a = agreement(p_yes, correct)
+    assert a["accuracy"] == 0.25 and a["judge_says_correct"] == 1.0  # at the 0.5 cut
+    c = a["calibrated"]
+    assert c["accuracy"] == 1.0 and c["kappa"] == 1.0
+    assert all(0.7 < cut <= 0.95 for cut in c["min_yes_per_half"])
