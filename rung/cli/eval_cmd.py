@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     r.set_defaults(func=_routing)
     lv = esub.add_parser("run", help="send a dataset through tiers and/or the policy, live")
     lv.add_argument("--config", default=None, help="TOML config (default: embedded model)")
-    lv.add_argument("--dataset", required=True, help="gsm8k, humaneval or mc")
+    lv.add_argument("--dataset", default=None, help="gsm8k, humaneval or mc")
     lv.add_argument("--data", default=None, help="JSON lines file (gsm8k, mc)")
     lv.add_argument("--limit", type=int, default=None, help="first N items only")
     lv.add_argument("--tiers", default=None,
@@ -47,6 +47,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     lv.add_argument("--parallel", type=int, default=None, metavar="N",
                     help="decode N requests together on every local tier (continuous "
                     "batching; raises --concurrency to N and lifts tier deadlines)")
+    lv.add_argument("--manifest", default=None, metavar="FILE",
+                    help="re-run an earlier run from its manifest.json (its config, "
+                    "command and seed; the same model and data sha256 required) into --out, "
+                    "and compare; exits 1 when a target's accuracy differs")
     lv.set_defaults(func=_live)
     jd = esub.add_parser("judge", help="LLM-as-judge scores of a run's answers, and their "
                          "agreement with the reference checks")
@@ -157,7 +161,24 @@ def _live(args: argparse.Namespace) -> int:
     from rung.eval.outcomes import write_outcomes
     from rung.gateway import Gateway
 
-    config = _batched(load_config(args.config), args.parallel)
+    manifest = None
+    if args.manifest:
+        from rung.cli.main import build_parser
+        from rung.eval import reproduce
+
+        manifest = reproduce.read_manifest(Path(args.manifest))
+        original = Path(args.manifest).parent
+        if Path(args.out).resolve() == original.resolve():
+            raise ConfigError("--out must be a new directory, not the run being reproduced")
+        typed, limit = args.argv, args.limit
+        args = build_parser().parse_args(
+            ["eval", "run", *reproduce.recorded_argv(manifest), "--out", args.out])
+        args.argv, args.limit = typed, (limit if limit is not None else args.limit)
+        config = _batched(reproduce.recorded_config(manifest), args.parallel)
+    elif not args.dataset:
+        raise ConfigError("give --dataset NAME (or --manifest FILE to re-run a run)")
+    else:
+        config = _batched(load_config(args.config), args.parallel)
     args.concurrency = max(args.concurrency, args.parallel or 1)
     names = [t.name for t in config.tiers]
     tiers = names if args.tiers == "all" else [t for t in (args.tiers or "").split(",") if t]
@@ -172,11 +193,15 @@ def _live(args: argparse.Namespace) -> int:
         raise ConfigError("--max-tokens and --concurrency must be at least 1")
     items, data_hash = datasets.load(args.dataset, args.data)
     items = items[: args.limit] if args.limit else items
+    if manifest is not None:
+        from rung.eval.manifest import model_hashes
+
+        reproduce.check_inputs(manifest, models=model_hashes(config), data_hash=data_hash)
     out = Path(args.out)
     write_manifest(out, config=config, config_path=args.config, dataset=args.dataset,
                    data_hash=data_hash, n_items=len(items), seed=args.seed,
                    targets=[t.name for t in targets], max_tokens=args.max_tokens,
-                   argv=sys.argv[1:])
+                   argv=args.argv)
 
     async def go() -> Path:
         gateway = Gateway(config)
@@ -202,6 +227,19 @@ def _live(args: argparse.Namespace) -> int:
     if table is not None:
         print(f"outcome table (for rung router train / rung verify train): {table.parent.parent}",
               file=sys.stderr)
+    if manifest is not None:
+        before = list(live.load_done(original / "items.jsonl").values())
+        comparison = reproduce.compare(before, rows)
+        (out / "reproduction.json").write_text(json.dumps(comparison, indent=2))
+        for target, c in comparison.items():
+            if c["n"]:
+                print(f"{target}: {c['n']} items, accuracy {c['accuracy_before']} -> "
+                      f"{c['accuracy_after']}, same text {c['same_text']:.0%}, same "
+                      f"correctness {c['same_correctness']:.0%}", file=sys.stderr)
+        ok = reproduce.reproduced(comparison)
+        print("reproduced: every target's accuracy is the same" if ok else
+              "NOT reproduced: a target's accuracy differs", file=sys.stderr)
+        return 0 if ok else 1
     return 0
 
 

@@ -16,6 +16,7 @@ import hashlib
 import importlib.metadata
 import json
 import logging
+import shlex
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -66,7 +67,7 @@ def write_manifest(out: Path, *, config: Config, config_path: str | None, datase
     config_json = config.model_dump_json(exclude={"tiers": {"__all__": {"backend": {"api_key"}}}})
     manifest = {
         "rung": __version__,
-        "command": "rung " + " ".join(argv),
+        "command": shlex.join(["rung", *argv]),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "config_path": config_path,
         "config_sha256": hashlib.sha256(config_json.encode()).hexdigest(),

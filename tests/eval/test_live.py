@@ -314,3 +314,30 @@ def test_judge_calibrated_cut_is_chosen_on_the_other_half() -> None:
     c = a["calibrated"]
     assert c["accuracy"] == 1.0 and c["kappa"] == 1.0
     assert all(0.7 < cut <= 0.95 for cut in c["min_yes_per_half"])
+
+
+@pytest.mark.slow
+def test_a_run_reproduced_from_its_manifest(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    first, again = tmp_path / "run", tmp_path / "again"
+    assert main(["eval", "run", "--dataset", "gsm8k", "--data", str(GSM8K), "--limit", "2",
+                 "--tiers", "smollm2-135m", "--out", str(first), "--max-tokens", "24"]) == 0
+    manifest = json.loads((first / "manifest.json").read_text())
+    assert manifest["command"].startswith("rung eval run --dataset gsm8k")
+    capsys.readouterr()
+    assert main(["eval", "run", "--manifest", str(first / "manifest.json"),
+                 "--out", str(again)]) == 0
+    assert "reproduced: every target's accuracy is the same" in capsys.readouterr().err
+    c = json.loads((again / "reproduction.json").read_text())["smollm2-135m"]
+    assert c["n"] == 2 and c["same_text"] == 1.0 and c["same_correctness"] == 1.0
+    # other weights than the manifest's: refused before anything runs
+    manifest["models_sha256"]["smollm2-135m"] = "0" * 64
+    (first / "manifest.json").write_text(json.dumps(manifest))
+    assert main(["eval", "run", "--manifest", str(first / "manifest.json"),
+                 "--out", str(tmp_path / "third")]) == 1
+    assert "cannot reproduce the run" in capsys.readouterr().err
+    assert not (tmp_path / "third").exists()
+    assert main(["eval", "run", "--manifest", str(first / "manifest.json"),
+                 "--out", str(first)]) == 1
+    assert main(["eval", "run", "--out", str(tmp_path / "x")]) == 1
+    assert "give --dataset" in capsys.readouterr().err
