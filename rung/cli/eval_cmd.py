@@ -46,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                     help="requests in flight (local tiers queue them anyway)")
     lv.add_argument("--parallel", type=int, default=None, metavar="N",
                     help="decode N requests together on every local tier (continuous "
-                    "batching; raises --concurrency to N and lifts tier deadlines)")
+                    "batching; raises --concurrency to 2N, N waiting, and lifts tier deadlines)")
     lv.add_argument("--manifest", default=None, metavar="FILE",
                     help="re-run an earlier run from its manifest.json (its config, "
                     "command and seed; the same model and data sha256 required) into --out, "
@@ -179,7 +179,10 @@ def _live(args: argparse.Namespace) -> int:
         raise ConfigError("give --dataset NAME (or --manifest FILE to re-run a run)")
     else:
         config = _batched(load_config(args.config), args.parallel)
-    args.concurrency = max(args.concurrency, args.parallel or 1)
+    # Batched: as many requests waiting as decoding, so a freed slot is always refilled
+    # at the next step from the queue, in item order; the batches (and so the answers)
+    # then do not depend on timing, and a re-run reproduces them.
+    args.concurrency = max(args.concurrency, 2 * (args.parallel or 0), 1)
     names = [t.name for t in config.tiers]
     tiers = names if args.tiers == "all" else [t for t in (args.tiers or "").split(",") if t]
     unknown = [t for t in tiers if t not in names]
@@ -245,9 +248,9 @@ def _live(args: argparse.Namespace) -> int:
 
 def _batched(config: Config, parallel: int | None) -> Config:
     """Every local tier decoding ``parallel`` requests at once, without deadlines: a
-    request sharing its steps with N others is N times slower, not broken. The changed
-    config is validated like a loaded one (``--parallel`` above a tier's ``n_batch`` is
-    refused). ``None`` leaves the config as it is."""
+    request sharing its steps with N others is N times slower, not broken; and room for
+    as many waiting. The changed config is validated like a loaded one (``--parallel``
+    above a tier's ``n_batch`` is refused). ``None`` leaves the config as it is."""
     from rung.config import parse_config
 
     if parallel is None:
@@ -256,7 +259,8 @@ def _batched(config: Config, parallel: int | None) -> Config:
     for tier in data["tiers"]:
         tier["timeout_s"] = None
         if tier["backend"]["type"] == "llama":
-            tier["backend"].update(parallel=parallel, instances=1)
+            tier["backend"].update(parallel=parallel, instances=1,
+                                   queue_size=max(tier["backend"]["queue_size"], parallel))
     return parse_config(data)
 
 
@@ -285,7 +289,7 @@ def _judge(args: argparse.Namespace) -> int:
         await gateway.backends[args.judge].start()
         try:
             return await judge_rows(gateway.cascade, rows, tier=args.judge, rubric=rubric,
-                                    concurrency=args.parallel or 1)
+                                    concurrency=2 * args.parallel if args.parallel else 1)
         finally:
             await gateway.aclose()
 

@@ -341,3 +341,18 @@ def test_a_run_reproduced_from_its_manifest(tmp_path: Path,
                  "--out", str(first)]) == 1
     assert main(["eval", "run", "--out", str(tmp_path / "x")]) == 1
     assert "give --dataset" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_batched_run_reproduces_token_for_token(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """More items than slots: freed slots are refilled from a full queue in item order, so
+    the batches, and with them every answer, do not depend on timing."""
+    first = tmp_path / "run"
+    assert main(["eval", "run", "--dataset", "gsm8k", "--data", str(GSM8K), "--limit", "10",
+                 "--tiers", "smollm2-135m", "--out", str(first), "--max-tokens", "24",
+                 "--parallel", "4"]) == 0
+    assert main(["eval", "run", "--manifest", str(first / "manifest.json"),
+                 "--out", str(tmp_path / "again")]) == 0
+    c = json.loads((tmp_path / "again" / "reproduction.json").read_text())["smollm2-135m"]
+    assert c["n"] == 10 and c["same_text"] == 1.0
