@@ -170,10 +170,12 @@ def _live(args: argparse.Namespace) -> int:
         original = Path(args.manifest).parent
         if Path(args.out).resolve() == original.resolve():
             raise ConfigError("--out must be a new directory, not the run being reproduced")
-        typed, limit = args.argv, args.limit
-        args = build_parser().parse_args(
-            ["eval", "run", *reproduce.recorded_argv(manifest), "--out", args.out])
-        args.argv, args.limit = typed, (limit if limit is not None else args.limit)
+        limit = args.limit
+        # The effective command (what the new manifest records, so it re-runs too).
+        argv = ["eval", "run", *reproduce.recorded_argv(manifest), "--out", args.out,
+                *(["--limit", str(limit)] if limit is not None else [])]
+        args = build_parser().parse_args(argv)
+        args.argv = argv
         config = _batched(reproduce.recorded_config(manifest), args.parallel)
     elif not args.dataset:
         raise ConfigError("give --dataset NAME (or --manifest FILE to re-run a run)")
@@ -339,6 +341,8 @@ def _replay(args: argparse.Namespace) -> int:
     rows = list(load_done(Path(args.run) / "items.jsonl").values())
     if args.verifier == "learned" and not args.verifier_model:
         raise ConfigError("--verifier learned needs --verifier-model FILE")
+    if args.verifier_model and not Path(args.verifier_model).is_file():
+        raise ConfigError(f"verifier model file not found: {args.verifier_model}")
     result = replay(rows, [t for t in args.tiers.split(",") if t], target=args.target,
                     verifier=args.verifier, verifier_model=args.verifier_model)
     print(json.dumps(result, indent=2, default=str))

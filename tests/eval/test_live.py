@@ -330,6 +330,9 @@ def test_a_run_reproduced_from_its_manifest(tmp_path: Path,
     assert "reproduced: every target's accuracy is the same" in capsys.readouterr().err
     c = json.loads((again / "reproduction.json").read_text())["smollm2-135m"]
     assert c["n"] == 2 and c["same_text"] == 1.0 and c["same_correctness"] == 1.0
+    # the new manifest records the effective command, so it can be re-run in turn
+    assert json.loads((again / "manifest.json").read_text())["command"].startswith(
+        "rung eval run --dataset gsm8k")
     # other weights than the manifest's: refused before anything runs
     manifest["models_sha256"]["smollm2-135m"] = "0" * 64
     (first / "manifest.json").write_text(json.dumps(manifest))
