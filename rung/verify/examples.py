@@ -2,7 +2,7 @@
 
 Coding prompts usually show what the function should return: doctest lines
 (``>>> f(1)`` then ``2``) or inline ones (``f(1) == 2``, ``f(1) ➞ 2``, ``f(1) => 2``,
-``f(1) -> 2``). This verifier parses them from the request, runs the answer's code on each
+``f(1) -> 2``, ``assert f(1) == 2``). This verifier parses them from the request, runs the answer's code on each
 call in the sandbox (:mod:`rung.sandbox`) and rejects the answer when an example comes out
 different. It uses only what the user sent, never hidden tests, and costs a subprocess
 (~50 ms here) instead of a model call. A prompt with no parsable example gives no evidence
@@ -90,7 +90,8 @@ def parse_examples(prompt: str) -> list[Example]:
 
 
 def _inline(line: str) -> Example | None:
-    """``name(args) SEP value`` on one line, or None."""
+    """``name(args) SEP value`` on one line (``assert`` in front allowed), or None."""
+    line = line.removeprefix("assert ").strip()
     m = _CALL_START.match(line)
     if m is None or m.group(1) in {"print", "assert", "return", "def"}:
         return None
@@ -160,38 +161,71 @@ def _same(got, text):
     if isinstance(want, (tuple, list)) and isinstance(got, (tuple, list)):
         return list(got) == list(want)
     return got == want
-def _usable(call):
-    # every name the example uses is defined by the code (else the prompt's example is
-    # broken, e.g. unquoted strings or another function's name): skip it, not a failure
+def _usable(call, ns):
+    # A name the example uses that nothing defines: if it is a function the task asks
+    # for, the answer lacks it (a failure); else the prompt's example is broken (unquoted
+    # strings, another function's name) and is skipped.
     tree = _ast.parse(call)
-    names = {n.id for n in _ast.walk(tree) if isinstance(n, _ast.Name)}
+    loads = {n.id for n in _ast.walk(tree) if isinstance(n, _ast.Name)}
     bound = {n.id for n in _ast.walk(tree) if isinstance(n, _ast.Name)
              and isinstance(n.ctx, _ast.Store)}
     for node in _ast.walk(tree):
         if isinstance(node, _ast.comprehension):
             bound |= {n.id for n in _ast.walk(node.target) if isinstance(n, _ast.Name)}
-    return all(n in globals() or hasattr(_builtins, n) or n in bound for n in names)
+    calls = {n.func.id for n in _ast.walk(tree)
+             if isinstance(n, _ast.Call) and isinstance(n.func, _ast.Name)}
+    for name in loads - bound:
+        if name in ns or hasattr(_builtins, name):
+            continue
+        if name in calls and (_REQUIRED is None or name in _REQUIRED):
+            return "missing"
+        return "skip"
+    return "ok"
+_n = sum(w is not None for _, w in _EXAMPLES)
+_ns = {"__name__": "answer"}
+try:
+    exec(compile(_CODE, "answer.py", "exec"), _ns)
+except BaseException:
+    print("%(mark)s" + _json.dumps([_n, _n]))
+    raise SystemExit(0)
 _failed = 0
 _total = 0
 for _call, _want in _EXAMPLES:
     try:
-        if not _usable(_call):
+        _state = _usable(_call, _ns)
+        if _state == "skip":
             continue
         if _want is None:
-            exec(_call, globals())
+            exec(_call, _ns)
             continue
         _total += 1
-        if not _same(eval(_call, globals()), _want):
+        if _state == "missing" or not _same(eval(_call, _ns), _want):
             _failed += 1
     except BaseException:
         _failed += 1 if _want is not None else 0
-print("%s" + _json.dumps([_total, _failed]))
+print("%(mark)s" + _json.dumps([_total, _failed]))
 """
 
 
-def examples_program(code: str, examples: list[Example]) -> str:
+def _defined(code: str) -> set[str] | None:
+    """Top-level functions and classes of the prompt's code; None when it is not code."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return None
+    return {n.name for n in tree.body
+            if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)}
+
+
+def examples_program(code: str, examples: list[Example], *,
+                     required: set[str] | None = None) -> str:
+    """A program that runs ``code`` (as a module, not ``__main__``) and prints how many
+    of ``examples`` it got right. ``required``: functions the task asks for (an example
+    calling one the code lacks fails); None: every function an example calls."""
     pairs = [(e.call, e.want) for e in examples]
-    return f"{code}\n\n_EXAMPLES = {pairs!r}\n" + _RUNNER % _MARK
+    req = sorted(required) if required is not None else None
+    return (f"_CODE = {code!r}\n_EXAMPLES = {pairs!r}\n_REQUIRED = "
+            f"{None if req is None else set(req)!r}\n" + _RUNNER % {"mark": _MARK})
 
 
 def check_examples(prompt: str, answer: str, *, timeout_s: float = 5.0) -> ExamplesResult:
@@ -199,11 +233,13 @@ def check_examples(prompt: str, answer: str, *, timeout_s: float = 5.0) -> Examp
     examples = parse_examples(prompt)
     if not any(e.want is not None for e in examples):
         return ExamplesResult(0, 0, "no examples")
-    code = extract_code(answer, prompt_code(prompt))
+    stub = prompt_code(prompt)
+    code = extract_code(answer, stub)
     if not _parses(code, "exec"):
         n = sum(e.want is not None for e in examples)
         return ExamplesResult(n, n, "no runnable code")
-    done = sandbox_exec(examples_program(code, examples), timeout_s=timeout_s)
+    done = sandbox_exec(examples_program(code, examples, required=_defined(stub)),
+                        timeout_s=timeout_s)
     for line in reversed(done.stdout.splitlines()):
         if line.startswith(_MARK):
             total, failed = json.loads(line[len(_MARK):])

@@ -37,6 +37,7 @@ WRONG = "```python\ndef add(a: int, b: int) -> int:\n    return a - b\n```"
     ("print(f(1)) == 2", []),
     ("if f(x) == 2: return", []),
     ("no examples here", []),
+    ("assert min_cost([1, 2]) == 3", [Example("min_cost([1, 2])", "3")]),
 ])
 def test_parse_examples(text: str, examples: list[Example]) -> None:
     assert parse_examples(text) == examples
@@ -74,3 +75,19 @@ def test_lenient_comparisons_and_broken_examples() -> None:
 def test_no_examples_no_evidence() -> None:
     result = check_examples("Write a poem.", "Roses are red.")
     assert (result.total, result.failed, result.note) == (0, 0, "no examples")
+
+
+def test_an_answer_missing_the_asked_function_fails() -> None:
+    renamed = "```python\ndef plus(a, b):\n    return a + b\n```"
+    result = check_examples(PROMPT, renamed)
+    assert (result.total, result.failed) == (2, 2)
+    # a prose prompt: the function its examples call is the one asked for
+    prose = "Write add(a, b). Examples:\nadd(2, 3) == 5\nadd(1, 1) == 2"
+    assert check_examples(prose, renamed).failed == 2
+    assert check_examples(prose, RIGHT).failed == 0
+
+
+def test_the_answers_main_block_does_not_run() -> None:
+    answer = ("```python\ndef add(a, b):\n    return a + b\n\n"
+              "if __name__ == '__main__':\n    print(add(int(input()), 1))\n```")
+    assert check_examples(PROMPT, answer).failed == 0
