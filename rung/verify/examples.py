@@ -14,7 +14,9 @@ from __future__ import annotations
 import ast
 import asyncio
 import json
+import os
 import re
+import threading
 from dataclasses import dataclass
 
 from rung.backends.base import ChatRequest
@@ -255,12 +257,18 @@ class ExamplesVerifier:
 
     def __init__(self, *, timeout_s: float = 5.0) -> None:
         self.timeout_s = timeout_s
+        # At most one sandboxed run per core at a time: under a burst of code requests
+        # the rest wait rather than fork without bound.
+        self._slots = threading.BoundedSemaphore(max(1, os.cpu_count() or 1))
+
+    def _check(self, prompt: str, text: str) -> ExamplesResult:
+        with self._slots:
+            return check_examples(prompt, text, timeout_s=self.timeout_s)
 
     async def verify(self, request: ChatRequest, answer: Answer,
                      generate: Generate) -> Verdict:
         prompt = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
-        result = await asyncio.to_thread(check_examples, prompt, answer.text,
-                                         timeout_s=self.timeout_s)
+        result = await asyncio.to_thread(self._check, prompt, answer.text)
         if result.total == 0:
             return Verdict(self.name, 0.0, True, "no examples")
         score = result.failed / result.total
