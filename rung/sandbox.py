@@ -43,9 +43,12 @@ def _hook(event, args):
         raise PermissionError("sandbox: " + event + " is not allowed")
     if event == "open" and args and args[0] is not None and not isinstance(args[0], int):
         mode, flags = args[1] or "", args[2] or 0
-        writes = any(c in str(mode) for c in "wax+") or flags & (_os.O_WRONLY | _os.O_RDWR)
+        writes = any(c in str(mode) for c in "wax+") or flags & (
+            _os.O_WRONLY | _os.O_RDWR | _os.O_CREAT | _os.O_TRUNC | _os.O_APPEND)
         if writes and not _inside(args[0]):
             raise PermissionError("sandbox: writing outside the sandbox is not allowed")
+    if event == "os.mkdir" and not _inside(args[0]):
+        raise PermissionError("sandbox: writing outside the sandbox is not allowed")
 _sys.addaudithook(_hook)
 _sys.argv = ["program.py"]
 _runpy.run_path("program.py", run_name="__main__")
