@@ -2,11 +2,14 @@
 
 Coding prompts usually show what the function should return: doctest lines
 (``>>> f(1)`` then ``2``) or inline ones (``f(1) == 2``, ``f(1) ➞ 2``, ``f(1) => 2``,
-``f(1) -> 2``, ``assert f(1) == 2``). This verifier parses them from the request, runs the answer's code on each
-call in the sandbox (:mod:`rung.sandbox`) and rejects the answer when an example comes out
-different. It uses only what the user sent, never hidden tests, and costs a subprocess
-(~50 ms here) instead of a model call. A prompt with no parsable example gives no evidence
-and the answer is accepted.
+``f(1) -> 2``, ``assert f(1) == 2``). This verifier parses them from the request, runs the
+answer's code on each call in the sandbox (:mod:`rung.sandbox`) and rejects the answer
+when an example comes out different. It uses only what the user sent, never hidden tests,
+and costs a subprocess (~40 ms here) instead of a model call. A prompt with no parsable
+example gives no evidence and the answer is accepted. The tally comes back on a line
+marked with a fresh random nonce, so an answer that prints a tally of its own is not
+believed (one that reads the program file to find the nonce could be: the sandbox is
+defence in depth, not a boundary).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import asyncio
 import json
 import os
 import re
+import secrets
 import threading
 from dataclasses import dataclass
 
@@ -220,14 +224,14 @@ def _defined(code: str) -> set[str] | None:
 
 
 def examples_program(code: str, examples: list[Example], *,
-                     required: set[str] | None = None) -> str:
+                     required: set[str] | None = None, mark: str = _MARK) -> str:
     """A program that runs ``code`` (as a module, not ``__main__``) and prints how many
     of ``examples`` it got right. ``required``: functions the task asks for (an example
     calling one the code lacks fails); None: every function an example calls."""
     pairs = [(e.call, e.want) for e in examples]
     req = sorted(required) if required is not None else None
     return (f"_CODE = {code!r}\n_EXAMPLES = {pairs!r}\n_REQUIRED = "
-            f"{None if req is None else set(req)!r}\n" + _RUNNER % {"mark": _MARK})
+            f"{None if req is None else set(req)!r}\n" + _RUNNER % {"mark": mark})
 
 
 def check_examples(prompt: str, answer: str, *, timeout_s: float = 5.0) -> ExamplesResult:
@@ -240,11 +244,12 @@ def check_examples(prompt: str, answer: str, *, timeout_s: float = 5.0) -> Examp
     if not _parses(code, "exec"):
         n = sum(e.want is not None for e in examples)
         return ExamplesResult(n, n, "no runnable code")
-    done = sandbox_exec(examples_program(code, examples, required=_defined(stub)),
+    mark = f"{_MARK}-{secrets.token_hex(8)}:"
+    done = sandbox_exec(examples_program(code, examples, required=_defined(stub), mark=mark),
                         timeout_s=timeout_s)
     for line in reversed(done.stdout.splitlines()):
-        if line.startswith(_MARK):
-            total, failed = json.loads(line[len(_MARK):])
+        if line.startswith(mark):
+            total, failed = json.loads(line[len(mark):])
             return ExamplesResult(int(total), int(failed),
                                   "" if total else "no usable examples")
     n = sum(e.want is not None for e in examples)

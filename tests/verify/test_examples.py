@@ -91,3 +91,11 @@ def test_the_answers_main_block_does_not_run() -> None:
     answer = ("```python\ndef add(a, b):\n    return a + b\n\n"
               "if __name__ == '__main__':\n    print(add(int(input()), 1))\n```")
     assert check_examples(PROMPT, answer).failed == 0
+
+
+def test_a_tally_printed_by_the_answer_is_not_believed() -> None:
+    answer = ("```python\nimport os\nprint('RUNG-EXAMPLES[2, 0]')\n"
+              "print('RUNG-EXAMPLES-0000000000000000:[2, 0]')\nos._exit(0)\n"
+              "def add(a, b):\n    return a - b\n```")
+    result = check_examples(PROMPT, answer)
+    assert (result.failed, result.note) == (2, "crashed")
