@@ -46,7 +46,15 @@ class Route:
     start: int = 0
     escalations: int = 0
     cost: float = 0.0
+    # Model compute the request spent on local tiers, every attempt and verifier included
+    # (None when no local tier reported any).
+    compute_s: float | None = None
     attempts: list[dict[str, Any]] = field(default_factory=list)
+
+    def spend(self, cost: float, compute_s: float | None) -> None:
+        self.cost += cost
+        if compute_s is not None:
+            self.compute_s = (self.compute_s or 0.0) + compute_s
 
     def as_dict(self, *, answers: bool = True) -> dict[str, Any]:
         """For the trace (``answers``: each tier's rejected answer too) or, without them,
@@ -55,7 +63,9 @@ class Route:
             {k: v for k, v in a.items() if k != "answer"} for a in self.attempts]
         return {"tier": self.tier, "reason": self.reason, "score": self.score,
                 "router_ms": round(self.router_ms, 3), "start": self.start,
-                "escalations": self.escalations, "cost": self.cost, "attempts": attempts}
+                "escalations": self.escalations, "cost": self.cost,
+                "compute_s": (round(self.compute_s, 6) if self.compute_s is not None
+                              else None), "attempts": attempts}
 
     def header(self) -> str:
         parts = [f"reason={self.reason}"]
@@ -116,6 +126,14 @@ class Cascade:
         seconds = answer.compute_s if answer.compute_s is not None else answer.seconds
         return cost_of(self._tiers[tier].cost, answer.usage, seconds)
 
+    def _spending(self, route: Route) -> Any:
+        """``generate`` for verifiers, adding what their own generations cost to ``route``."""
+        async def generate(tier: str, request: ChatRequest) -> Answer:
+            answer = await self.generate(tier, request)
+            route.spend(self._cost(tier, answer), answer.compute_s)
+            return answer
+        return generate
+
     async def _verified(self, name: str, request: ChatRequest, route: Route,
                         attempt: dict[str, Any]) -> tuple[Answer, bool]:
         """Buffer tier ``name``'s answer and run its verifiers: (answer, accepted).
@@ -129,11 +147,13 @@ class Cascade:
             attempt["outcome"] = type(exc).__name__
             attempt["ms"] = round((time.time() - attempt["start"]) * 1000, 3)
             raise
-        route.cost += self._cost(name, answer)
-        spent = _Spend()
+        route.spend(self._cost(name, answer), answer.compute_s)
+        if answer.compute_s is not None:
+            attempt["compute_s"] = round(answer.compute_s, 6)
+        spent = Route(requested=name)
         t_verify = time.perf_counter()
-        verdicts = [await v.verify(request, answer, spent.wrap(self)) for v in checks]
-        route.cost += spent.cost
+        verdicts = [await v.verify(request, answer, self._spending(spent)) for v in checks]
+        route.spend(spent.cost, spent.compute_s)
         decision = combine(verdicts, self._tiers[name].verify_rule)
         attempt.update(
             generate_ms=round(answer.seconds * 1000, 3),
@@ -189,7 +209,9 @@ class Cascade:
                 await stream.aclose()
                 streamed.seconds = time.perf_counter() - t0
                 attempt["ms"] = round(streamed.seconds * 1000, 3)
-                route.cost += self._cost(name, streamed)
+                route.spend(self._cost(name, streamed), streamed.compute_s)
+                if streamed.compute_s is not None:
+                    attempt["compute_s"] = round(streamed.compute_s, 6)
             route.tier = name
             attempt.update(outcome="answered", usage=_usage(streamed),
                            generate_ms=round(streamed.seconds * 1000, 3))
@@ -208,17 +230,3 @@ class Cascade:
 def _usage(answer: Answer) -> list[int] | None:
     u = answer.usage
     return [u.prompt_tokens, u.completion_tokens] if u is not None else None
-
-
-class _Spend:
-    """Counts what verifiers' own generations cost."""
-
-    def __init__(self) -> None:
-        self.cost = 0.0
-
-    def wrap(self, cascade: Cascade) -> Any:
-        async def generate(tier: str, request: ChatRequest) -> Answer:
-            answer = await cascade.generate(tier, request)
-            self.cost += cascade._cost(tier, answer)
-            return answer
-        return generate

@@ -78,15 +78,19 @@ async def answer_one(gateway: Gateway, item: Item, target: Target, *, seed: int,
         "prompt_tokens": usage.prompt_tokens if usage else 0,
         "completion_tokens": usage.completion_tokens if usage else 0,
         # Wall time from the client's side; with concurrent requests on a batched tier it
-        # includes the others' share, so throughput is measured on ``compute_s``.
+        # includes the others' share, so throughput is measured on ``compute_s``: a tier's
+        # own compute, or for the policy the local compute of every tier it tried.
         "seconds": round(seconds, 4),
-        "compute_s": (round(compute, 4) if compute is not None and target.name != POLICY
-                      else None),
+        "compute_s": _compute(route.compute_s if target.name == POLICY else compute),
         "cost": route.cost, "score": route.score,
         "escalations": route.escalations, "route": route.as_dict(),
         "mean_logprob": round(sum(lps) / len(lps), 5) if lps else None,
         "min_logprob": round(min(lps), 5) if lps else None,
     }
+
+
+def _compute(seconds: float | None) -> float | None:
+    return round(seconds, 4) if seconds is not None else None
 
 
 class Progress:
@@ -139,8 +143,8 @@ def summarize(rows: Sequence[dict[str, Any]], targets: Sequence[str]) -> dict[st
         rs = [r for r in rows if r["target"] == t]
         if not rs:
             continue
-        # Compute seconds where the backend reported them (pinned local tiers), else
-        # wall time (the policy: its cost holds every tier's compute).
+        # Compute seconds where local backends reported them (a pinned tier's own, the
+        # policy's over every tier it tried), else wall time (upstream tiers).
         secs = sum(seconds_of(r) for r in rs)
         toks = sum(r["completion_tokens"] for r in rs)
         out[t] = {"n": len(rs), "accuracy": round(sum(r["correct"] for r in rs) / len(rs), 4),

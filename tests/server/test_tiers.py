@@ -144,6 +144,11 @@ def test_real_model_logprob_verifier_gates_the_small_tier() -> None:
                 verdict = info["attempts"][0]["verdicts"][0]
                 assert verdict["name"] == "logprob" and "mean logprob" in verdict["detail"]
                 assert 0.0 <= verdict["score"] <= 1.0
+                # the local tier's compute is on its attempt and in the route's total,
+                # also when the upstream answered after it
+                small_compute = info["attempts"][0]["compute_s"]
+                assert small_compute > 0 and info["compute_s"] == pytest.approx(
+                    small_compute, abs=1e-5)
 
 
 @pytest.mark.slow
