@@ -76,6 +76,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                     "prompt (code) run in the sandbox; or on a learned verifier's score")
     rp.add_argument("--verifier-model", default=None, metavar="FILE",
                     help="the `rung verify train` model, for --verifier learned")
+    rp.add_argument("--thresholds", default=None, metavar="T1,T2",
+                    help="fixed thresholds (one per tier but the last, e.g. a config's "
+                    "min_logprob values) instead of cross-fitted ones")
+    rp.add_argument("--same-items", default=None, metavar="RUN",
+                    help="only the items another run answered (e.g. a --policy run)")
     rp.set_defaults(func=_replay)
     oc = esub.add_parser("outcomes", help="a run's outcome table for another pair (or "
                          "list) of tiers, for rung router train / rung eval routing")
@@ -339,11 +344,22 @@ def _replay(args: argparse.Namespace) -> int:
     from rung.eval.replay import replay
 
     rows = list(load_done(Path(args.run) / "items.jsonl").values())
+    if args.same_items:
+        keep = {item for item, _ in load_done(Path(args.same_items) / "items.jsonl")}
+        rows = [r for r in rows if r["item"] in keep]
+    try:
+        thresholds = ([float(t) for t in args.thresholds.split(",")] if args.thresholds
+                      else None)
+    except ValueError as exc:
+        raise ConfigError(f"--thresholds: numbers separated by commas ({exc})") from exc
     if args.verifier == "learned" and not args.verifier_model:
         raise ConfigError("--verifier learned needs --verifier-model FILE")
     if args.verifier_model and not Path(args.verifier_model).is_file():
         raise ConfigError(f"verifier model file not found: {args.verifier_model}")
-    result = replay(rows, [t for t in args.tiers.split(",") if t], target=args.target,
-                    verifier=args.verifier, verifier_model=args.verifier_model)
+    tiers = [t for t in args.tiers.split(",") if t]
+    if thresholds is not None and len(thresholds) != len(tiers) - 1:
+        raise ConfigError(f"--thresholds: {len(tiers) - 1} values, one per tier but the last")
+    result = replay(rows, tiers, target=args.target, verifier=args.verifier,
+                    verifier_model=args.verifier_model, thresholds=thresholds)
     print(json.dumps(result, indent=2, default=str))
     return 0

@@ -136,7 +136,12 @@ def choose(items: Sequence[list[Row]], *, target: float, grid: int = 15) -> list
 
 def replay(rows: Sequence[Row], tiers: Sequence[str], *, target: float = 0.95,
            seed: int = 0, verifier: Literal["logprob", "examples", "learned"] = "logprob",
-           verifier_model: str | None = None) -> dict[str, Any]:
+           verifier_model: str | None = None,
+           thresholds: Sequence[float] | None = None) -> dict[str, Any]:
+    """Replayed cascade with cross-fitted thresholds, or with fixed ``thresholds`` (one
+    per tier but the last: what a config's verifiers use) on every item."""
+    if thresholds is not None and len(thresholds) != len(tiers) - 1:
+        raise ValueError(f"{len(tiers) - 1} thresholds needed, one per tier but the last")
     items = by_item(rows, tiers)
     gated = [r for rows_ in items for r in rows_[:-1]]
     if verifier == "examples":
@@ -154,9 +159,11 @@ def replay(rows: Sequence[Row], tiers: Sequence[str], *, target: float = 0.95,
     halves = [[items[i] for i in order[: len(order) // 2]],
               [items[i] for i in order[len(order) // 2:]]]
     correct = seconds = 0.0
-    chosen = []
-    for fit, test in ((halves[0], halves[1]), (halves[1], halves[0])):
-        th = choose(fit, target=target)
+    chosen: list[list[float]] = []
+    splits = ([(halves[0], halves[1]), (halves[1], halves[0])] if thresholds is None
+              else [(items, items)])
+    for fit, test in splits:
+        th = choose(fit, target=target) if thresholds is None else list(thresholds)
         chosen.append(th)
         acc, secs = simulate(test, th)
         correct += acc * len(test)
@@ -183,8 +190,9 @@ def replay(rows: Sequence[Row], tiers: Sequence[str], *, target: float = 0.95,
                     "thresholds_per_half": chosen},
         "oracle_cascade": bounds["cascade"], "oracle_router": bounds["router"],
         "verifier": verifier,
-        "protocol": f"thresholds on {cut} chosen on one half (cheapest reaching "
-                    f"{target:.0%} of the largest tier's accuracy), measured on the other"
+        "protocol": (f"fixed thresholds on {cut}, every item" if thresholds is not None
+                     else f"thresholds on {cut} chosen on one half (cheapest reaching "
+                     f"{target:.0%} of the largest tier's accuracy), measured on the other")
                     + ("; an answer must also pass its prompt's examples"
                        if verifier == "examples" else ""),
     }

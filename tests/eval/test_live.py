@@ -239,6 +239,13 @@ def test_replay_finds_a_cheaper_cascade_when_confidence_is_informative() -> None
     assert out["oracle_cascade"]["compute_vs_largest"] == pytest.approx((40 + 200) / 400)
     assert out["oracle_router"]["compute_vs_largest"] == pytest.approx((20 + 200) / 400)
     assert out["oracle_router"]["accuracy"] == 1.0
+    # a config's fixed threshold, on every item: -1.0 keeps the confident half only
+    fixed = replay(rows, ["s", "b"], thresholds=[-1.0])
+    assert fixed["cascade"]["accuracy"] == 1.0
+    assert fixed["cascade"]["compute_vs_largest"] == pytest.approx(0.6)
+    assert fixed["protocol"].startswith("fixed thresholds")
+    with pytest.raises(ValueError):
+        replay(rows, ["s", "b"], thresholds=[-1.0, -2.0])
 
 
 def test_parallel_is_validated_like_the_config(tmp_path: Path,
