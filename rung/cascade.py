@@ -126,11 +126,18 @@ class Cascade:
         seconds = answer.compute_s if answer.compute_s is not None else answer.seconds
         return cost_of(self._tiers[tier].cost, answer.usage, seconds)
 
+    def _charge(self, route: Route, tier: str, answer: Answer,
+                attempt: dict[str, Any] | None = None) -> None:
+        """Add what ``answer`` cost to ``route`` (and its compute to ``attempt``)."""
+        route.spend(self._cost(tier, answer), answer.compute_s)
+        if attempt is not None and answer.compute_s is not None:
+            attempt["compute_s"] = round(answer.compute_s, 6)
+
     def _spending(self, route: Route) -> Any:
         """``generate`` for verifiers, adding what their own generations cost to ``route``."""
         async def generate(tier: str, request: ChatRequest) -> Answer:
             answer = await self.generate(tier, request)
-            route.spend(self._cost(tier, answer), answer.compute_s)
+            self._charge(route, tier, answer)
             return answer
         return generate
 
@@ -147,13 +154,9 @@ class Cascade:
             attempt["outcome"] = type(exc).__name__
             attempt["ms"] = round((time.time() - attempt["start"]) * 1000, 3)
             raise
-        route.spend(self._cost(name, answer), answer.compute_s)
-        if answer.compute_s is not None:
-            attempt["compute_s"] = round(answer.compute_s, 6)
-        spent = Route(requested=name)
+        self._charge(route, name, answer, attempt)
         t_verify = time.perf_counter()
-        verdicts = [await v.verify(request, answer, self._spending(spent)) for v in checks]
-        route.spend(spent.cost, spent.compute_s)
+        verdicts = [await v.verify(request, answer, self._spending(route)) for v in checks]
         decision = combine(verdicts, self._tiers[name].verify_rule)
         attempt.update(
             generate_ms=round(answer.seconds * 1000, 3),
@@ -209,9 +212,7 @@ class Cascade:
                 await stream.aclose()
                 streamed.seconds = time.perf_counter() - t0
                 attempt["ms"] = round(streamed.seconds * 1000, 3)
-                route.spend(self._cost(name, streamed), streamed.compute_s)
-                if streamed.compute_s is not None:
-                    attempt["compute_s"] = round(streamed.compute_s, 6)
+                self._charge(route, name, streamed, attempt)
             route.tier = name
             attempt.update(outcome="answered", usage=_usage(streamed),
                            generate_ms=round(streamed.seconds * 1000, 3))
