@@ -237,12 +237,12 @@ def examples_program(code: str, examples: list[Example], *,
 def check_examples(prompt: str, answer: str, *, timeout_s: float = 5.0) -> ExamplesResult:
     """Run ``answer``'s code on the examples in ``prompt`` (sandboxed, blocking)."""
     examples = parse_examples(prompt)
-    if not any(e.want is not None for e in examples):
+    n = sum(e.want is not None for e in examples)
+    if n == 0:
         return ExamplesResult(0, 0, "no examples")
     stub = prompt_code(prompt)
     code = extract_code(answer, stub)
     if not _parses(code, "exec"):
-        n = sum(e.want is not None for e in examples)
         return ExamplesResult(n, n, "no runnable code")
     mark = f"{_MARK}-{secrets.token_hex(8)}:"
     done = sandbox_exec(examples_program(code, examples, required=_defined(stub), mark=mark),
@@ -252,7 +252,6 @@ def check_examples(prompt: str, answer: str, *, timeout_s: float = 5.0) -> Examp
             total, failed = json.loads(line[len(mark):])
             return ExamplesResult(int(total), int(failed),
                                   "" if total else "no usable examples")
-    n = sum(e.want is not None for e in examples)
     return ExamplesResult(n, n, "timed out" if done.timed_out else "crashed")
 
 
