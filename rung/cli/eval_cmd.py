@@ -352,14 +352,13 @@ def _replay(args: argparse.Namespace) -> int:
                       else None)
     except ValueError as exc:
         raise ConfigError(f"--thresholds: numbers separated by commas ({exc})") from exc
-    if args.verifier == "learned" and not args.verifier_model:
-        raise ConfigError("--verifier learned needs --verifier-model FILE")
     if args.verifier_model and not Path(args.verifier_model).is_file():
         raise ConfigError(f"verifier model file not found: {args.verifier_model}")
     tiers = [t for t in args.tiers.split(",") if t]
-    if thresholds is not None and len(thresholds) != len(tiers) - 1:
-        raise ConfigError(f"--thresholds: {len(tiers) - 1} values, one per tier but the last")
-    result = replay(rows, tiers, target=args.target, verifier=args.verifier,
-                    verifier_model=args.verifier_model, thresholds=thresholds)
+    try:
+        result = replay(rows, tiers, target=args.target, verifier=args.verifier,
+                        verifier_model=args.verifier_model, thresholds=thresholds)
+    except ValueError as exc:  # the replay's own argument checks
+        raise ConfigError(str(exc)) from exc
     print(json.dumps(result, indent=2, default=str))
     return 0

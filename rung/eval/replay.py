@@ -142,16 +142,17 @@ def replay(rows: Sequence[Row], tiers: Sequence[str], *, target: float = 0.95,
     per tier but the last: what a config's verifiers use) on every item."""
     if thresholds is not None and len(thresholds) != len(tiers) - 1:
         raise ValueError(f"{len(tiers) - 1} thresholds needed, one per tier but the last")
+    if verifier == "learned" and verifier_model is None:
+        raise ValueError("the learned verifier needs its model file (--verifier-model)")
     items = by_item(rows, tiers)
+    if len(items) < 4:
+        return {"n": len(items), "error": "too few items answered by every tier"}
     gated = [r for rows_ in items for r in rows_[:-1]]
     if verifier == "examples":
         annotate_examples(gated)
     elif verifier == "learned":
-        if verifier_model is None:
-            raise ValueError("the learned verifier needs its model file")
+        assert verifier_model is not None
         annotate_learned(gated, verifier_model)
-    if len(items) < 4:
-        return {"n": len(items), "error": "too few items answered by every tier"}
     largest_acc = _largest_accuracy(items)
     largest_s = sum(seconds_of(rows[-1]) for rows in items)
     order = list(range(len(items)))
