@@ -11,11 +11,13 @@ It is a small stack. Base scorers, each an expected gain per prompt:
 
 - ``tfidf``: 3-class logistic regression on word 1-2 gram TF-IDF;
 - ``structure``: the same on surface features (``rung.routing.structure``);
+- ``tsubject``: when the training data has subjects (MMLU: known from the file name at
+  training, but a request only brings its prompt), multinomial naive Bayes over the TF-IDF
+  vector gives P(subject | prompt), times each subject's mean gain;
 - with embeddings (all-MiniLM-L6-v2, optional):
   ``emb`` (3-class logistic regression), ``knn`` (similarity-weighted mean gain of the
   nearest training prompts), and ``subject`` (soft nearest-centroid subject of the prompt
-  times each subject's mean gain, when the training data has subjects, as MMLU does: the
-  subject is known from the file name at training, but a request only brings its prompt).
+  in embedding space, times each subject's mean gain).
 
 A least-squares combiner fitted on the base scorers' out-of-fold outputs gives the final
 expected gain. Training needs scikit-learn and scipy; scoring needs only numpy (plus
@@ -44,6 +46,7 @@ E32 = npt.NDArray[np.float32]
 KNN_K = 100
 KNN_TEMP = 0.05
 SUBJECT_TEMP = 0.02
+SUBJECT_NB_ALPHA = 0.01
 INNER_FOLDS = 5
 CLASSES = (-1, 0, 1)
 
@@ -54,6 +57,24 @@ def _softmax_gain(logits: FArr) -> FArr:
     p /= p.sum(axis=-1, keepdims=True)
     out: FArr = p[..., 2] - p[..., 0]
     return out
+
+
+def _softmax(logits: FArr) -> FArr:
+    z = logits - logits.max(axis=-1, keepdims=True)
+    p: FArr = np.exp(z)
+    p /= p.sum(axis=-1, keepdims=True)
+    return p
+
+
+def _fit_subject_nb(x: Any, labels: npt.NDArray[np.str_], names: list[str]) -> tuple[E32, FArr]:
+    """Multinomial naive Bayes over subjects on the TF-IDF vectors: (log P(term | subject)
+    (n_subjects, n_terms), log P(subject)). Scoring is a softmax of x @ logp.T + prior."""
+    from sklearn.naive_bayes import MultinomialNB
+
+    m = MultinomialNB(alpha=SUBJECT_NB_ALPHA).fit(x, labels)
+    order = [m.classes_.tolist().index(n) for n in names]
+    return (m.feature_log_prob_[order].astype(np.float32),
+            m.class_log_prior_[order].astype(np.float64))
 
 
 def _fit_3class(x: Any, gain: npt.NDArray[np.int64], *, c: float) -> tuple[FArr, FArr]:
@@ -101,6 +122,10 @@ class RouterModel:
         tf_logits = np.stack([self.tfidf.project(p, a["tfidf_w"]) for p in prompts]) + a["tfidf_b"]
         st = (np.array([structure_features(p) for p in prompts]) - a["st_mean"]) / a["st_scale"]
         cols = [_softmax_gain(tf_logits), _softmax_gain(st @ a["st_w"].T + a["st_b"])]
+        if "tsubj_logp" in a:
+            logp = a["tsubj_logp"]
+            logits = np.stack([self.tfidf.project(p, logp) for p in prompts]) + a["tsubj_prior"]
+            cols.append(_softmax(logits) @ a["tsubj_rate"])
         if self.uses_embeddings:
             e = self.embed(prompts) if embeddings is None else embeddings
             e64 = e.astype(np.float64)
@@ -164,22 +189,28 @@ def _fit_base(
 ) -> RouterModel:
     tfidf = Tfidf.fit(prompts)
     a: dict[str, npt.NDArray[Any]] = {}
-    a["tfidf_w"], a["tfidf_b"] = _fit_3class(tfidf.transform_sparse(prompts), gain, c=1.0)
+    x_tfidf = tfidf.transform_sparse(prompts)
+    a["tfidf_w"], a["tfidf_b"] = _fit_3class(x_tfidf, gain, c=1.0)
     st = np.array([structure_features(p) for p in prompts])
     a["st_mean"], a["st_scale"] = st.mean(axis=0), st.std(axis=0)
     a["st_scale"][a["st_scale"] == 0] = 1.0
     a["st_w"], a["st_b"] = _fit_3class((st - a["st_mean"]) / a["st_scale"], gain, c=1.0)
     comps = ["tfidf", "structure"]
+    labels = np.array([s or "" for s in subjects])
+    names = sorted(set(labels.tolist()))
+    subject_rate = np.array([gain[labels == n].mean() for n in names])
+    if len(names) > 1:
+        a["tsubj_logp"], a["tsubj_prior"] = _fit_subject_nb(x_tfidf, labels, names)
+        a["tsubj_rate"] = subject_rate
+        comps.append("tsubject")
     if emb is not None:
         a["emb_w"], a["emb_b"] = _fit_3class(emb, gain, c=1.0)
         a["knn_x"], a["knn_y"] = emb, gain.astype(np.float64)
         comps += ["emb", "knn"]
-        labels = np.array([s or "" for s in subjects])
-        names = sorted(set(labels.tolist()))
         if len(names) > 1:
             cents = np.stack([emb[labels == n].mean(axis=0) for n in names]).astype(np.float64)
             a["subj_centroids"] = cents / np.linalg.norm(cents, axis=1, keepdims=True)
-            a["subj_rate"] = np.array([gain[labels == n].mean() for n in names])
+            a["subj_rate"] = subject_rate
             comps.append("subject")
     return RouterModel(components=tuple(comps), arrays=a, tfidf=tfidf)
 
