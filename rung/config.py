@@ -123,8 +123,12 @@ class JsonVerifierConfig(_Frozen):
 class ConsistencyVerifierConfig(_Frozen):
     type: Literal["self_consistency"] = Field(
         description="k extra samples must agree with the answer's final answer.")
-    samples: int = Field(3, ge=1, le=16, description="Extra samples drawn from the same tier.")
-    temperature: float = Field(0.7, gt=0, le=2, description="Sampling temperature.")
+    samples: int = Field(3, ge=1, le=16, description="Extra samples drawn.")
+    temperature: float = Field(0.7, ge=0, le=2, description="Sampling temperature (0: greedy).")
+    tier: str | None = Field(
+        None, description="Tier that draws the samples (default: the answering tier). "
+        "Another tier makes it a cross-check: a second model solves the problem itself and "
+        "must reach the same final answer.")
     min_agreement: float = Field(0.5, ge=0, le=1,
                                  description="Share of samples that must agree to accept.")
 
@@ -281,8 +285,10 @@ class Config(_Frozen):
             raise ValueError(f"drift.judge_tier {self.drift.judge_tier!r} does not exist")
         for t in self.tiers:
             for v in t.verifiers:
-                if isinstance(v, JudgeVerifierConfig) and v.tier and v.tier not in names:
-                    raise ValueError(f"tier {t.name!r}: judge tier {v.tier!r} does not exist")
+                if isinstance(v, JudgeVerifierConfig | ConsistencyVerifierConfig) \
+                        and v.tier and v.tier not in names:
+                    raise ValueError(f"tier {t.name!r}: {v.type} tier {v.tier!r} does not "
+                                     "exist")
         return self
 
     def tier(self, name: str) -> TierConfig | None:

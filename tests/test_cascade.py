@@ -10,7 +10,7 @@ import pytest
 
 from rung.backends.base import ChatRequest, Chunk, Message, ResponseFormat, TokenLogprob, Usage
 from rung.cascade import Route
-from rung.errors import BackendUnavailable, NoTierAvailable
+from rung.errors import BackendUnavailable, ConfigError, NoTierAvailable
 from rung.gateway import Gateway
 from tests.conftest import config_of
 
@@ -174,6 +174,26 @@ async def test_self_consistency_samples_the_same_tier() -> None:
              [disagree, Scripted("b", ["big"])])
     _, route = await _run(gw, Q)
     assert route.tier == "b"
+
+
+async def test_cross_check_solves_on_another_tier() -> None:
+    check = {"type": "self_consistency", "samples": 1, "temperature": 0.0, "tier": "checker"}
+    for checker_says, tier in (("So the answer is 4.", "a"), ("The answer is 5.", "b")):
+        a, b = Scripted("a", ["2 + 2 = 4. The answer is 4."]), Scripted("b", ["big"])
+        checker = Scripted("checker", [checker_says])
+        gw = _gw([_tier("a", check), _tier("b"), _tier("checker")], [a, b, checker])
+        _text, route = await _run(gw, Q)
+        assert route.tier == tier
+        assert len(a.calls) == 1 and len(checker.calls) == 1  # the sample came from checker
+        assert checker.calls[0].temperature == 0.0
+        verdict = route.attempts[0]["verdicts"][0]
+        assert verdict["name"] == "cross_check" and "by checker" in verdict["detail"]
+
+
+def test_cross_check_tier_must_exist() -> None:
+    with pytest.raises(ConfigError, match="self_consistency tier .nope. does not exist"):
+        config_of(tiers=[_tier("a", {"type": "self_consistency", "tier": "nope"}),
+                         _tier("b")])
 
 
 async def test_judge_reads_yes_probability() -> None:

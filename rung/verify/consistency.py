@@ -1,5 +1,6 @@
-"""Self-consistency: draw k more samples from the same tier and check that their final
-answers agree with the answer being verified."""
+"""Self-consistency: draw k more samples and check that their final answers agree with the
+answer being verified. Drawn from the answering tier by default; drawn from another tier it
+is a cross-check (one model solves the problem itself and must reach the same answer)."""
 
 from __future__ import annotations
 
@@ -31,10 +32,14 @@ class ConsistencyVerifier:
     name = "self_consistency"
     needs_logprobs = False
 
-    def __init__(self, *, samples: int, temperature: float, min_agreement: float) -> None:
+    def __init__(self, *, samples: int, temperature: float, min_agreement: float,
+                 tier: str | None = None) -> None:
         self.samples = samples
         self.temperature = temperature
         self.min_agreement = min_agreement
+        self.tier = tier
+        if tier is not None:
+            self.name = "cross_check"
 
     async def verify(self, request: ChatRequest, answer: Answer,
                      generate: Generate) -> Verdict:
@@ -42,8 +47,10 @@ class ConsistencyVerifier:
         reqs = [dataclasses.replace(request, temperature=self.temperature,
                                     seed=base_seed + 1 + i, logprobs=False, stream=False)
                 for i in range(self.samples)]
-        others = await asyncio.gather(*(generate(answer.tier, r) for r in reqs))
+        sampler = self.tier or answer.tier
+        others = await asyncio.gather(*(generate(sampler, r) for r in reqs))
         mine = final_answer(answer.text)
         agree = sum(1 for o in others if final_answer(o.text) == mine) / len(others)
+        by = f" by {sampler}" if self.tier else ""
         return Verdict(self.name, 1.0 - agree, agree >= self.min_agreement,
-                       f"agreement {agree:.2f} on {mine[:20]!r}")
+                       f"agreement {agree:.2f}{by} on {mine[:20]!r}")

@@ -26,7 +26,7 @@ def build_verifier(cfg: VerifierConfig) -> Verifier:
         from rung.verify.consistency import ConsistencyVerifier
 
         return ConsistencyVerifier(samples=cfg.samples, temperature=cfg.temperature,
-                                   min_agreement=cfg.min_agreement)
+                                   min_agreement=cfg.min_agreement, tier=cfg.tier)
     if isinstance(cfg, JudgeVerifierConfig):
         from rung.verify.judge import JudgeVerifier
 
