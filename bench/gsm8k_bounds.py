@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from rung.eval.outcomes import answers_on
 from rung.eval.routing import cross_val, fit_router, folds
 from rung.routing.data import Outcome, load_outcomes
 from rung.routing.metrics import apgr, pgr_curve
@@ -84,17 +85,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"  + the router's out-of-fold score                 "
           f"{a(cv_gain(np.hstack([sol, st, router[:, None]]), gain, parts))}")
     if args.run:
-        by_prompt = {o.prompt.strip(): i for i, o in enumerate(rows)}
-        tiers: dict[str, dict[int, dict[str, object]]] = {}
-        for line in (Path(args.run) / "items.jsonl").read_text().splitlines():
-            r = json.loads(line)
-            i = by_prompt.get(str(r["question"]).strip())
-            if i is not None:
-                tiers.setdefault(str(r["target"]), {})[i] = r
+        tiers = answers_on(Path(args.run), [o.prompt for o in rows])
         for name, got in tiers.items():
             idx = np.array(sorted(got))
             right = np.array([float(bool(got[i]["correct"])) for i in idx])
-            lp = np.array([float(got[i]["mean_logprob"] or 0.0) for i in idx])  # type: ignore[arg-type]
+            lp = np.array([float(got[i]["mean_logprob"] or 0.0) for i in idx])
             w, s = weak[idx], strong[idx]
             print(f"  {name} on {len(idx)} shared items (accuracy {right.mean():.1%}): "
                   f"'it got it wrong' {a(-right, w, s)}, low mean logprob {a(-lp, w, s)}")

@@ -33,3 +33,16 @@ def write_outcomes(rows: Sequence[dict[str, Any]], tiers: Sequence[str], benchma
                             *(per[t]["answer"] for t in tiers)])
     (directory / "columns.json").write_text(json.dumps({"weak": tiers[0], "strong": tiers[-1]}))
     return path
+
+
+def answers_on(run: Path, prompts: Sequence[str]) -> dict[str, dict[int, dict[str, Any]]]:
+    """A run's answers to the questions among ``prompts`` (an outcome table's, in order):
+    target -> {index in ``prompts`` -> the run's row}; failed requests are left out."""
+    index = {p.strip(): i for i, p in enumerate(prompts)}
+    out: dict[str, dict[int, dict[str, Any]]] = {}
+    for line in (run / "items.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        i = index.get(str(row["question"]).strip())
+        if i is not None and not row.get("error"):
+            out.setdefault(str(row["target"]), {})[i] = row
+    return out

@@ -1,0 +1,65 @@
+"""One model checking another on GSM8K: does a local tier's own answer, compared with the
+weak model's, make a better cascade than the learned verifier alone?
+
+    .venv/bin/python bench/cross_check.py --run runs/ladder-gsm8k
+
+RouteLLM's GSM8K table has Mixtral's (weak) answers; a ``rung eval run`` directory over
+``gsm8k/test.jsonl`` has each local tier's greedy answer to the same questions. On the
+questions in both, the cross-check's score is 1 - agreement (the final answers compared by
+``rung.verify.consistency.final_answer``, as the ``self_consistency`` verifier with
+``tier`` set does), the learned verifier's is its 5-fold out-of-fold score over all 909
+items, and ``verify_rule = "mean"`` averages the two. Cascade APGR, 95% bootstrap interval.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from rung.eval.outcomes import answers_on
+from rung.eval.routing import bootstrap_apgr, cross_val, fit_verifier
+from rung.routing.data import load_outcomes
+from rung.routing.metrics import evaluate
+from rung.verify.consistency import final_answer
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    default_data = Path(__file__).resolve().parents[2] / "shared/data/routellm"
+    ap.add_argument("--data", default=str(default_data))
+    ap.add_argument("--run", required=True, help="a rung eval run directory over GSM8K")
+    args = ap.parse_args(argv)
+    rows = load_outcomes(args.data, "gsm8k")
+    weak = np.array([o.weak_correct for o in rows])
+    strong = np.array([o.strong_correct for o in rows])
+    verifier = cross_val(rows, 5, 0, fit_verifier, None)
+    tiers = answers_on(Path(args.run), [o.prompt for o in rows])
+    summary_file = Path(args.run) / "summary.json"
+    summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
+    print(f"GSM8K cascade on Mixtral's answers (learned verifier over all {len(rows)} items: "
+          f"APGR {evaluate(verifier, weak, strong).apgr:.3f})")
+    print("| checking tier | items | agrees | weak right when agreeing | s/item (run) | verifier "
+          "| cross-check | mean of both |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, got in tiers.items():
+        idx = np.array(sorted(got))
+        w, s = weak[idx], strong[idx]
+        agree = np.array([float(final_answer(str(got[i]["answer"]))
+                                == final_answer(rows[i].weak_response or "")) for i in idx])
+        secs = summary.get(name, {}).get("seconds_per_item", float("nan"))
+        cells = []
+        for scores in (verifier[idx], 1.0 - agree, (verifier[idx] + 1.0 - agree) / 2):
+            lo, hi = bootstrap_apgr(scores, w, s)
+            cells.append(f"{evaluate(scores, w, s).apgr:.3f} ({lo:.2f}-{hi:.2f})")
+        right = f"{w[agree == 1].mean():.1%}" if agree.any() else "-"
+        print(f"| {name} | {len(idx)} | {agree.mean():.1%} | {right} | {secs:.1f} | "
+              + " | ".join(cells) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
