@@ -182,3 +182,17 @@ def test_two_local_tiers_load_together_and_answer_concurrently() -> None:
 
         answers = asyncio.run(both())
         assert answers[0] == answers[2] and answers[1] == answers[3] and answers[0]
+
+
+@pytest.mark.parametrize(("checker_reply", "tier"), [("So the answer is 42.", "t0"),
+                                                       ("The answer is 41.", "t1")])
+def test_cross_check_by_another_tier(checker_reply: str, tier: str) -> None:
+    check = [{"type": "self_consistency", "samples": 1, "temperature": 0.0, "tier": "t2"}]
+    with ladder(["17 + 25 = 42. The answer is 42.", "42", checker_reply],
+                verifiers=[check, [], []]) as (server, ups):
+        _text, headers, info = _ask(server)
+        assert headers["x-rung-tier"] == tier
+        assert ups[2].calls == 1  # t2 solved the question itself, once
+        verdict = info["attempts"][0]["verdicts"][0]  # type: ignore[index]
+        assert verdict["name"] == "cross_check" and "by t2" in verdict["detail"]
+        assert ups[1].calls == (tier == "t1")
