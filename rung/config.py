@@ -179,6 +179,9 @@ class TierConfig(_Frozen):
     verify_rule: Literal["all", "any", "mean"] = Field(
         "all", description="Accept when all verifiers accept, any does, or the mean score "
         "is below 0.5.")
+    ladder: bool = Field(
+        True, description="On the alias's ladder. false: a helper tier that only answers "
+        "verifiers (a judge, a cross-check) and requests naming or pinning it.")
 
 
 class ScorerConfig(_Frozen):
@@ -266,6 +269,11 @@ class Config(_Frozen):
         description="Tiers, cheapest first.",
     )
 
+    @property
+    def ladder_tiers(self) -> tuple[TierConfig, ...]:
+        """The tiers a request to the alias may climb, cheapest first."""
+        return tuple(t for t in self.tiers if t.ladder)
+
     @model_validator(mode="after")
     def _unique_names(self) -> Config:
         names = [t.name for t in self.tiers]
@@ -273,10 +281,13 @@ class Config(_Frozen):
             raise ValueError(f"tier names must be unique, got {names}")
         if self.alias in names:
             raise ValueError(f"alias {self.alias!r} must differ from every tier name")
+        rungs = len(self.ladder_tiers)
+        if rungs == 0:
+            raise ValueError("no tier is on the ladder (every tier has ladder = false)")
         th = self.routing.thresholds
-        if th and len(th) != len(names) - 1:
-            raise ValueError(f"routing.thresholds needs {len(names) - 1} values (one per tier "
-                             f"after the first), got {len(th)}")
+        if th and len(th) != rungs - 1:
+            raise ValueError(f"routing.thresholds needs {rungs - 1} values (one per ladder "
+                             f"tier after the first), got {len(th)}")
         if any(not 0.0 <= t <= 1.0 for t in th) or list(th) != sorted(th):
             raise ValueError("routing.thresholds must be non-decreasing values in [0, 1]")
         if self.routing.scorer.type == "learned" and self.routing.scorer.path is None:
@@ -284,6 +295,9 @@ class Config(_Frozen):
         if self.drift.judge_tier is not None and self.drift.judge_tier not in names:
             raise ValueError(f"drift.judge_tier {self.drift.judge_tier!r} does not exist")
         for t in self.tiers:
+            if t.verifiers and not t.ladder:
+                raise ValueError(f"tier {t.name!r} is off the ladder (ladder = false): its "
+                                 "verifiers would never run")
             for v in t.verifiers:
                 if isinstance(v, JudgeVerifierConfig | ConsistencyVerifierConfig) \
                         and v.tier and v.tier not in names:

@@ -46,6 +46,11 @@ class Gateway:
         return [t.name for t in self.config.tiers]
 
     @property
+    def ladder(self) -> list[str]:
+        """The tiers a request to the alias may climb, cheapest first."""
+        return [t.name for t in self.config.ladder_tiers]
+
+    @property
     def ready(self) -> bool:
         return all(b.ready for b in self.backends.values())
 
@@ -65,8 +70,8 @@ class Gateway:
             names = ", ".join([self.config.alias, *self.tier_names])
             raise UnknownModel(f"The model '{model}' does not exist. Available: {names}.",
                                param="model")
-        if thresholds is not None and len(thresholds) != len(self.tier_names) - 1:
-            raise RequestError(f"rung.thresholds needs {len(self.tier_names) - 1} values.",
+        if thresholds is not None and len(thresholds) != len(self.ladder) - 1:
+            raise RequestError(f"rung.thresholds needs {len(self.ladder) - 1} values.",
                                param="rung.thresholds")
 
     def plan(self, model: str, request: ChatRequest, route: Route, *, pin: str | None = None,
@@ -79,7 +84,7 @@ class Gateway:
         if model != self.config.alias:
             route.reason = "requested"
             return [model]
-        names = self.tier_names
+        names = self.ladder
         t0 = time.perf_counter()
         route.score = self.scorer.score(request)
         route.router_ms = (time.perf_counter() - t0) * 1000

@@ -176,24 +176,46 @@ async def test_self_consistency_samples_the_same_tier() -> None:
     assert route.tier == "b"
 
 
-async def test_cross_check_solves_on_another_tier() -> None:
+async def test_cross_check_solves_on_a_helper_tier() -> None:
     check = {"type": "self_consistency", "samples": 1, "temperature": 0.0, "tier": "checker"}
     for checker_says, tier in (("So the answer is 4.", "a"), ("The answer is 5.", "b")):
         a, b = Scripted("a", ["2 + 2 = 4. The answer is 4."]), Scripted("b", ["big"])
         checker = Scripted("checker", [checker_says])
-        gw = _gw([_tier("a", check), _tier("b"), _tier("checker")], [a, b, checker])
+        gw = _gw([_tier("a", check), _tier("b"), _tier("checker", ladder=False)],
+                 [a, b, checker])
         _text, route = await _run(gw, Q)
         assert route.tier == tier
         assert len(a.calls) == 1 and len(checker.calls) == 1  # the sample came from checker
         assert checker.calls[0].temperature == 0.0
         verdict = route.attempts[0]["verdicts"][0]
         assert verdict["name"] == "cross_check" and "by checker" in verdict["detail"]
+    # Off the ladder: when b is down, the rejected answer comes back, never the checker's.
+    a = Scripted("a", ["The answer is 4."])
+    checker = Scripted("checker", ["The answer is 5."])
+    gw = _gw([_tier("a", check), _tier("b"), _tier("checker", ladder=False)],
+             [a, Scripted("b", [BackendUnavailable("down")]), checker])
+    text, route = await _run(gw, Q)
+    assert (text, route.tier, len(checker.calls)) == ("The answer is 4.", "a", 1)
+    assert [x["tier"] for x in route.attempts] == ["a", "b"]
+    with pytest.raises(BackendUnavailable):  # started at b, the top of the ladder: no helper
+        await _run(gw, Q, thresholds=[0.0])
+    assert len(checker.calls) == 1
+    text, route = await _run(gw, Q, pin="checker")  # a helper can still be pinned
+    assert route.tier == "checker"
 
 
-def test_cross_check_tier_must_exist() -> None:
-    with pytest.raises(ConfigError, match="self_consistency tier .nope. does not exist"):
-        config_of(tiers=[_tier("a", {"type": "self_consistency", "tier": "nope"}),
-                         _tier("b")])
+@pytest.mark.parametrize(("tiers", "routing", "message"), [
+    ([_tier("a", {"type": "self_consistency", "tier": "nope"}), _tier("b")], {},
+     "self_consistency tier 'nope' does not exist"),
+    ([_tier("a"), _tier("b"), _tier("c", ladder=False)], {"thresholds": [0.1, 0.2]},
+     "needs 1 values"),
+    ([_tier("a", ladder=False)], {}, "no tier is on the ladder"),
+    ([_tier("a"), _tier("c", {"type": "json"}, ladder=False)], {}, "verifiers would never run"),
+])
+def test_helper_and_check_tiers_are_validated(tiers: list[dict[str, object]],
+                                              routing: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        config_of(tiers=tiers, routing=routing)
 
 
 async def test_judge_reads_yes_probability() -> None:

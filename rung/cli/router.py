@@ -105,9 +105,9 @@ def _calibrate(args: argparse.Namespace) -> int:
     from rung.routing.scorers import build_scorer
 
     config = load_config(args.config)
-    n_tiers = len(config.tiers)
+    n_tiers = len(config.ladder_tiers)
     if n_tiers < 2:
-        raise ConfigError("calibration needs at least two tiers")
+        raise ConfigError("calibration needs at least two tiers on the ladder")
     weak: list[bool] = []
     strong: list[bool] = []
     if args.prompts:

@@ -130,7 +130,7 @@ def _export_outcomes(args: argparse.Namespace) -> int:
 
     if args.output == "-":
         raise ConfigError("--format outcomes needs --output DIR")
-    cheapest = config_from(args).tiers[0].name
+    cheapest = config_from(args).ladder_tiers[0].name
     store = _open(args)
     rows = []
     try:

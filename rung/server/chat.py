@@ -115,7 +115,7 @@ async def chat_completions(request: web.Request, *, config: Config, gateway: Gat
     rid = f"chatcmpl-{uuid.uuid4().hex}"
     ex = Exchange(metrics, store, config.store.redact,
                   Trace(id=rid, time=time.time(), model=""), access=access,
-                  telemetry=telemetry, top_cost=config.tiers[-1].cost, judge=judge)
+                  telemetry=telemetry, top_cost=config.ladder_tiers[-1].cost, judge=judge)
     if access is not None:
         try:
             ex.key = access.authenticate(request.headers.get("Authorization"))

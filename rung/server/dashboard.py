@@ -162,7 +162,7 @@ def summarize(
     buckets = [_Bucket() for _ in range(n)]
     total = _Bucket()
     errors: Counter[str] = Counter()
-    top = config.tiers[-1].cost if config.tiers else None
+    top = config.ladder_tiers[-1].cost
     for t in traces:
         i = min(n - 1, max(0, int((t.time - first) // step)))
         buckets[i].add(t, top)
@@ -196,7 +196,7 @@ def summarize(
         "errors": dict(errors.most_common()),
         "latency_ms": totals["latency_ms"],
         "ttft_ms": totals["ttft_ms"],
-        "top_tier": config.tiers[-1].name if config.tiers else None,
+        "top_tier": config.ladder_tiers[-1].name,
         "buckets": [{"t": first + i * step} | b.as_dict() for i, b in enumerate(buckets)],
     }
 
@@ -395,8 +395,7 @@ async def trace_detail(request: web.Request) -> web.Response:
         )
     config = request.app[CONFIG]
     out = t.as_dict() | {"escalation_reasons": escalation_reasons(t)}
-    if config.tiers:
-        out["top_tier_cost"] = top_tier_cost(t, config.tiers[-1].cost)
+    out["top_tier_cost"] = top_tier_cost(t, config.ladder_tiers[-1].cost)
     return _json(out)
 
 
