@@ -26,6 +26,8 @@ from rung.routing.data import load_outcomes
 from rung.routing.metrics import evaluate
 from rung.verify.consistency import final_answer
 
+MAX_SCORES = (0.5, 0.55, 0.6)
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -45,6 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("| checking tier | items | agrees | weak right when agreeing | s/item (run) | verifier "
           "| cross-check | mean of both |")
     print("|---|---|---|---|---|---|---|---|")
+    points: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for name, got in tiers.items():
         idx = np.array(sorted(got))
         w, s = weak[idx], strong[idx]
@@ -58,6 +61,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         right = f"{w[agree == 1].mean():.1%}" if agree.any() else "-"
         print(f"| {name} | {len(idx)} | {agree.mean():.1%} | {right} | {secs:.1f} | "
               + " | ".join(cells) + " |")
+        points[name] = (idx, agree == 1)
+    print("\nOperating points (learned verifier's max_score; with the cross-check, "
+          'verify_rule = "any": accepted when the checker agrees or the verifier accepts)')
+    print("| checking tier | max_score | escalated, verifier alone | accuracy | escalated, "
+          "with cross-check | accuracy |")
+    print("|---|---|---|---|---|---|")
+    for name, (idx, agrees) in points.items():
+        w, s, v = weak[idx], strong[idx], verifier[idx]
+        for cut in MAX_SCORES:
+            alone = v > cut
+            both = alone & ~agrees
+            print(f"| {name} | {cut} | {alone.mean():.1%} | {np.where(alone, s, w).mean():.1%}"
+                  f" | {both.mean():.1%} | {np.where(both, s, w).mean():.1%} |")
     return 0
 
 

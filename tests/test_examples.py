@@ -11,7 +11,7 @@ EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.tom
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
 def test_example_config_is_valid(path: Path) -> None:
-    cfg = load_config(path, environ={"UPSTREAM_KEY": "x"})
+    cfg = load_config(path, environ={"UPSTREAM_KEY": "x", "WEAK_KEY": "x", "STRONG_KEY": "x"})
     assert len(cfg.tiers) >= 2
 
 
