@@ -196,3 +196,26 @@ def test_cross_check_by_another_tier(checker_reply: str, tier: str) -> None:
         verdict = info["attempts"][0]["verdicts"][0]  # type: ignore[index]
         assert verdict["name"] == "cross_check" and "by t2" in verdict["detail"]
         assert ups[1].calls == (tier == "t1")
+
+
+@pytest.mark.slow
+def test_real_model_cross_checks_from_off_the_ladder() -> None:
+    """The embedded model as a helper tier (ladder = false) solving the question itself to
+    check a cheap upstream's answer; it never answers on the ladder."""
+    cheap, big = UpstreamBehaviour(reply="17 + 25 = 42. The answer is 42."), \
+        UpstreamBehaviour(reply="The answer is 42.")
+    check = {"type": "self_consistency", "tier": "smol", "samples": 1, "temperature": 0.0}
+    with upstream_server(cheap) as up0, upstream_server(big) as up1:
+        cfg = config_of(tiers=[upstream_tier("cheap", up0.url) | {"verifiers": [check]},
+                               upstream_tier("big", up1.url),
+                               {"name": "smol", "backend": {"type": "llama"}, "ladder": False}])
+        with rung_server(cfg) as server:
+            _text, headers, info = _ask(server, max_tokens=48, temperature=0,
+                                        extra_body={"rung": {"thresholds": [1.0]}})
+            assert headers["x-rung-tier"] in ("cheap", "big")
+            verdict = info["attempts"][0]["verdicts"][0]  # type: ignore[index]
+            assert verdict["name"] == "cross_check" and "by smol" in verdict["detail"]
+            assert info["compute_s"] > 0  # the check's local generation is on the route
+            assert cheap.calls == 1 and big.calls == (headers["x-rung-tier"] == "big")
+            with pytest.raises(openai.BadRequestError, match="needs 1 values"):
+                _ask(server, extra_body={"rung": {"thresholds": [0.5, 0.9]}})
