@@ -1,14 +1,16 @@
 """One model checking another on GSM8K: does a local tier's own answer, compared with the
 weak model's, make a better cascade than the learned verifier alone?
 
-    .venv/bin/python bench/cross_check.py --run runs/ladder-gsm8k
+    .venv/bin/python bench/cross_check.py --run runs/ladder-gsm8k [--run DIR ...]
 
 RouteLLM's GSM8K table has Mixtral's (weak) answers; a ``rung eval run`` directory over
-``gsm8k/test.jsonl`` has each local tier's greedy answer to the same questions. On the
+``gsm8k/test.jsonl`` (or part of it) has each local tier's greedy answer to the same
+questions; several runs are merged. On the
 questions in both, the cross-check's score is 1 - agreement (the final answers compared by
 ``rung.verify.consistency.final_answer``, as the ``self_consistency`` verifier with
 ``tier`` set does), the learned verifier's is its 5-fold out-of-fold score over all 909
-items, and ``verify_rule = "mean"`` averages the two. Cascade APGR, 95% bootstrap interval.
+items, and both together average the two, which escalates every answer the checker
+disagrees with first, in the learned verifier's order, then the rest. Cascade APGR, 95% bootstrap interval.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import argparse
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -33,19 +36,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     default_data = Path(__file__).resolve().parents[2] / "shared/data/routellm"
     ap.add_argument("--data", default=str(default_data))
-    ap.add_argument("--run", required=True, help="a rung eval run directory over GSM8K")
+    ap.add_argument("--run", required=True, action="append",
+                    help="a rung eval run directory over GSM8K questions (repeatable)")
     args = ap.parse_args(argv)
     rows = load_outcomes(args.data, "gsm8k")
     weak = np.array([o.weak_correct for o in rows])
     strong = np.array([o.strong_correct for o in rows])
     verifier = cross_val(rows, 5, 0, fit_verifier, None)
-    tiers = answers_on(Path(args.run), [o.prompt for o in rows])
-    summary_file = Path(args.run) / "summary.json"
-    summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
+    tiers: dict[str, dict[int, dict[str, Any]]] = {}
+    seconds: dict[str, list[float]] = {}
+    for run in map(Path, args.run):
+        for name, got in answers_on(run, [o.prompt for o in rows]).items():
+            tiers.setdefault(name, {}).update(got)
+        if (run / "summary.json").is_file():
+            for name, row in json.loads((run / "summary.json").read_text()).items():
+                if "seconds_per_item" in row:
+                    seconds.setdefault(name, []).append(float(row["seconds_per_item"]))
     print(f"GSM8K cascade on Mixtral's answers (learned verifier over all {len(rows)} items: "
           f"APGR {evaluate(verifier, weak, strong).apgr:.3f})")
     print("| checking tier | items | agrees | weak right when agreeing | s/item (run) | verifier "
-          "| cross-check | mean of both |")
+          "| cross-check | both (checker first) |")
     print("|---|---|---|---|---|---|---|---|")
     points: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for name, got in tiers.items():
@@ -53,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         w, s = weak[idx], strong[idx]
         agree = np.array([float(final_answer(str(got[i]["answer"]))
                                 == final_answer(rows[i].weak_response or "")) for i in idx])
-        secs = summary.get(name, {}).get("seconds_per_item", float("nan"))
+        secs = float(np.mean(seconds.get(name, [float("nan")])))
         cells = []
         for scores in (verifier[idx], 1.0 - agree, (verifier[idx] + 1.0 - agree) / 2):
             lo, hi = bootstrap_apgr(scores, w, s)
@@ -69,6 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("|---|---|---|---|---|---|")
     for name, (idx, agrees) in points.items():
         w, s, v = weak[idx], strong[idx], verifier[idx]
+        print(f"| {name} | Mixtral alone | 0% | {w.mean():.1%} | GPT-4 alone: 100% | "
+              f"{s.mean():.1%} |")
         for cut in MAX_SCORES:
             alone = v > cut
             both = alone & ~agrees
