@@ -51,19 +51,18 @@ INNER_FOLDS = 5
 CLASSES = (-1, 0, 1)
 
 
-def _softmax_gain(logits: FArr) -> FArr:
-    z = logits - logits.max(axis=-1, keepdims=True)
-    p = np.exp(z)
-    p /= p.sum(axis=-1, keepdims=True)
-    out: FArr = p[..., 2] - p[..., 0]
-    return out
-
-
 def _softmax(logits: FArr) -> FArr:
     z = logits - logits.max(axis=-1, keepdims=True)
     p: FArr = np.exp(z)
     p /= p.sum(axis=-1, keepdims=True)
     return p
+
+
+def _softmax_gain(logits: FArr) -> FArr:
+    """P(+1) - P(-1) from 3-class logits ordered as CLASSES."""
+    p = _softmax(logits)
+    out: FArr = p[..., 2] - p[..., 0]
+    return out
 
 
 def _fit_subject_nb(x: Any, labels: npt.NDArray[np.str_], names: list[str]) -> tuple[E32, FArr]:
@@ -133,10 +132,7 @@ class RouterModel:
             cols.append(knn_mean(e, a["knn_x"].astype(np.float32), a["knn_y"]))
             if "subj_centroids" in a:
                 logits = (e64 @ a["subj_centroids"].T) / SUBJECT_TEMP
-                logits -= logits.max(axis=1, keepdims=True)
-                p = np.exp(logits)
-                p /= p.sum(axis=1, keepdims=True)
-                cols.append(p @ a["subj_rate"])
+                cols.append(_softmax(logits) @ a["subj_rate"])
         return np.stack(cols, axis=1)
 
     def expected_gain(self, prompts: Sequence[str], embeddings: E32 | None = None) -> FArr:
