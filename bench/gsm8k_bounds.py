@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from rung.eval.outcomes import answers_on
-from rung.eval.routing import cross_val, fit_router, folds
+from rung.eval.routing import cross_val, fit_router, oof_gain
 from rung.routing.data import Outcome, load_outcomes
 from rung.routing.metrics import apgr, pgr_curve
 from rung.routing.structure import structure_features
@@ -38,21 +38,6 @@ def solution_features(answer: str) -> list[float]:
             float(np.log1p(abs(final))), float(final != int(final)),
             float(sum(c.count("*") for c in calcs)), float(sum(c.count("/") for c in calcs)),
             float(np.log1p(max(nums))) if nums else 0.0, float(any("." in c for c in calcs))]
-
-
-def cv_gain(x: FArr, gain: npt.NDArray[np.int64], parts: Sequence[npt.NDArray[np.int64]]) -> FArr:
-    """Out-of-fold expected gain of a 3-class logistic regression on standardised ``x``."""
-    from sklearn.linear_model import LogisticRegression
-
-    out = np.zeros(len(gain))
-    for te in parts:
-        tr = np.setdiff1d(np.arange(len(gain)), te)
-        mu, sd = x[tr].mean(axis=0), x[tr].std(axis=0) + 1e-9
-        m = LogisticRegression(C=1.0, max_iter=3000).fit((x[tr] - mu) / sd, gain[tr])
-        p = m.predict_proba((x[te] - mu) / sd)
-        classes = m.classes_.tolist()
-        out[te] = p[:, classes.index(1)] - p[:, classes.index(-1)]
-    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -73,17 +58,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     test = Path(args.data) / "gsm8k" / "test.jsonl"
     gold = {r["question"].strip(): r["answer"]
             for r in map(json.loads, test.read_text().splitlines())}
-    parts = folds(len(rows), 5, 0)
     router = cross_val(rows, 5, 0, fit_router(embeddings=False, seed=0), None)
     sol = np.array([solution_features(gold[o.prompt.strip()]) for o in rows])
     st = np.array([structure_features(o.prompt) for o in rows])
     print(f"GSM8K, {len(rows)} items, 5-fold CV seed 0 (random 0.500, RouteLLM's best 0.622)")
     print(f"  shipped router (prompt only)                     {a(router)}")
-    print(f"  reference-solution features alone                {a(cv_gain(sol, gain, parts))}")
+    print(f"  reference-solution features alone                {a(oof_gain(sol, gain))}")
     print(f"  + the prompt's structure features                "
-          f"{a(cv_gain(np.hstack([sol, st]), gain, parts))}")
+          f"{a(oof_gain(np.hstack([sol, st]), gain))}")
     print(f"  + the router's out-of-fold score                 "
-          f"{a(cv_gain(np.hstack([sol, st, router[:, None]]), gain, parts))}")
+          f"{a(oof_gain(np.hstack([sol, st, router[:, None]]), gain))}")
     if args.run:
         tiers = answers_on(Path(args.run), [o.prompt for o in rows])
         for name, got in tiers.items():

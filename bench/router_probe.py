@@ -24,7 +24,7 @@ import numpy.typing as npt
 
 from rung.catalog import resolve
 from rung.config import CatalogConfig
-from rung.eval.routing import cross_val, fit_router, folds
+from rung.eval.routing import cross_val, fit_router, oof_gain
 from rung.routing.data import load_outcomes
 from rung.routing.metrics import evaluate
 from rung.routing.structure import structure_features
@@ -53,22 +53,6 @@ def surprisal_features(model: str, prompts: list[str]) -> npt.NDArray[np.float64
     return np.array(rows)
 
 
-def oof_gain(x: npt.NDArray[np.float64], gain: npt.NDArray[np.int64], c: float
-             ) -> npt.NDArray[np.float64]:
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
-
-    out = np.zeros(len(gain))
-    for te in folds(len(gain), 5, 0):
-        tr = np.setdiff1d(np.arange(len(gain)), te)
-        sc = StandardScaler().fit(x[tr])
-        m = LogisticRegression(C=c, max_iter=2000).fit(sc.transform(x[tr]), gain[tr])
-        p = m.predict_proba(sc.transform(x[te]))
-        cls = list(m.classes_)
-        out[te] = p[:, cls.index(1)] - p[:, cls.index(-1)]
-    return out
-
-
 def main() -> None:
     from scipy.stats import rankdata
 
@@ -90,7 +74,7 @@ def main() -> None:
     print(f"| learned router (shipped) | {evaluate(base, weak, strong).apgr:.3f} | |")
     for name, x in (("surprisal probe", feats), ("surprisal + structure",
                                                   np.hstack([feats, struct]))):
-        s = oof_gain(x, gain, 0.1)
+        s = oof_gain(x, gain, c=0.1)
         mix = rankdata(base) + rankdata(s)
         print(f"| {name} | {evaluate(s, weak, strong).apgr:.3f} | "
               f"{evaluate(mix, weak, strong).apgr:.3f} |")

@@ -33,6 +33,24 @@ def folds(n: int, k: int, seed: int) -> list[npt.NDArray[np.int64]]:
     return [np.sort(order[i::k]) for i in range(k)]
 
 
+def oof_gain(x: FArr, gain: npt.NDArray[np.int64], *, c: float = 1.0, k: int = 5,
+             seed: int = 0) -> FArr:
+    """Out-of-fold expected gain, P(+1) - P(-1), of a 3-class logistic regression on the
+    standardised feature matrix ``x`` (for probing features outside the router)."""
+    from sklearn.linear_model import LogisticRegression
+
+    out = np.zeros(len(gain))
+    for test in folds(len(gain), k, seed):
+        train = np.setdiff1d(np.arange(len(gain)), test)
+        mu, sd = x[train].mean(axis=0), x[train].std(axis=0)
+        sd[sd == 0] = 1.0
+        m = LogisticRegression(C=c, max_iter=3000).fit((x[train] - mu) / sd, gain[train])
+        p = m.predict_proba((x[test] - mu) / sd)
+        classes = m.classes_.tolist()
+        out[test] = p[:, classes.index(1)] - p[:, classes.index(-1)]
+    return out
+
+
 def cross_val(items: Sequence[Outcome], k: int, seed: int, fit_score: FitScore,
               emb: E32 | None) -> FArr:
     """Out-of-fold scores: each fold scored by a model trained on the other folds."""

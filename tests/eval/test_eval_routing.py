@@ -80,3 +80,16 @@ def test_gate_rules(change: dict[str, float], failing: list[str]) -> None:
         k: v + change.get(k, 0.0) for k, v in base["results"]["router"].items()}}}
     assert [p.split(":")[0] for p in regressions(base, cur)] == failing
     assert regressions(base, {"benchmark": "other"})
+
+
+def test_oof_gain_follows_an_informative_feature() -> None:
+    import numpy as np
+
+    from rung.eval.routing import oof_gain
+
+    rng = np.random.default_rng(0)
+    gain = rng.choice([-1, 0, 1], size=300, p=[0.1, 0.6, 0.3]).astype(np.int64)
+    x = np.column_stack([gain + rng.normal(0, 0.3, 300), np.zeros(300)])  # + a constant
+    out = oof_gain(x, gain)
+    assert out.shape == (300,) and np.all(np.abs(out) <= 1)
+    assert out[gain == 1].mean() > 0.5 and out[gain == -1].mean() < 0
