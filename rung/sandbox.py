@@ -41,13 +41,12 @@ def _inside(path):
 def _hook(event, args):
     if event in _DENY:
         raise PermissionError("sandbox: " + event + " is not allowed")
-    if event == "open" and args and args[0] is not None and not isinstance(args[0], int):
-        mode, flags = args[1] or "", args[2] or 0
-        writes = any(c in str(mode) for c in "wax+") or flags & (
-            _os.O_WRONLY | _os.O_RDWR | _os.O_CREAT | _os.O_TRUNC | _os.O_APPEND)
-        if writes and not _inside(args[0]):
-            raise PermissionError("sandbox: writing outside the sandbox is not allowed")
-    if event == "os.mkdir" and not _inside(args[0]):
+    writes = event == "os.mkdir" or (
+        event == "open" and bool(args) and args[0] is not None
+        and not isinstance(args[0], int)
+        and (any(c in str(args[1] or "") for c in "wax+") or (args[2] or 0) & (
+            _os.O_WRONLY | _os.O_RDWR | _os.O_CREAT | _os.O_TRUNC | _os.O_APPEND)))
+    if writes and not _inside(args[0]):
         raise PermissionError("sandbox: writing outside the sandbox is not allowed")
 _sys.addaudithook(_hook)
 _sys.argv = ["program.py"]
