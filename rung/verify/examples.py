@@ -230,8 +230,8 @@ def examples_program(code: str, examples: list[Example], *,
     calling one the code lacks fails); None: every function an example calls."""
     pairs = [(e.call, e.want) for e in examples]
     req = sorted(required) if required is not None else None
-    return (f"_CODE = {code!r}\n_EXAMPLES = {pairs!r}\n_REQUIRED = "
-            f"{None if req is None else set(req)!r}\n" + _RUNNER % {"mark": mark})
+    return (f"_CODE = {code!r}\n_EXAMPLES = {pairs!r}\n_REQUIRED = {req!r}\n"
+            + _RUNNER % {"mark": mark})
 
 
 def check_examples(prompt: str, answer: str, *, timeout_s: float = 5.0) -> ExamplesResult:
