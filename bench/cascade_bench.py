@@ -114,21 +114,17 @@ async def verifier_rows(args: argparse.Namespace, qs: list[str]) -> list[tuple[s
 async def examples_latency(n: int) -> list[float]:
     """The examples verifier on HumanEval prompts that give examples, each answered with its
     canonical solution (the sandboxed run costs the same whoever wrote the code)."""
-    import gzip
-
     from rung.eval import datasets
     from rung.verify.examples import ExamplesVerifier, parse_examples
 
-    raw = gzip.decompress(datasets.humaneval_path().read_bytes()).decode().splitlines()
     v = ExamplesVerifier()
     lat = []
-    for r in [json.loads(line) for line in raw]:
-        prompt = datasets.HUMANEVAL_INSTRUCTION + "```python\n" + r["prompt"] + "```"
-        if not parse_examples(prompt):
+    for item in datasets.load("humaneval")[0]:
+        if not parse_examples(item.prompt):
             continue
-        req = ChatRequest(messages=(Message("user", prompt),), max_tokens=1)
-        ans = Answer(tier="x", chunks=[Chunk(text="```python\n" + r["prompt"]
-                                             + r["canonical_solution"] + "```")])
+        req = ChatRequest(messages=(Message("user", item.prompt),), max_tokens=1)
+        ans = Answer(tier="x", chunks=[Chunk(text="```python\n" + item.extra["code_prompt"]
+                                             + item.extra["canonical_solution"] + "```")])
         t = time.perf_counter()
         verdict = await v.verify(req, ans, _no_generate)
         lat.append((time.perf_counter() - t) * 1000)

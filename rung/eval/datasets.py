@@ -67,7 +67,8 @@ def load(name: str, path: str | None = None) -> tuple[list[Item], str]:
         items = [Item(id=r["task_id"], dataset=name,
                       prompt=HUMANEVAL_INSTRUCTION + "```python\n" + r["prompt"] + "```",
                       question=r["prompt"], reference=r["test"],
-                      extra={"entry_point": r["entry_point"], "code_prompt": r["prompt"]})
+                      extra={"entry_point": r["entry_point"], "code_prompt": r["prompt"],
+                             "canonical_solution": r["canonical_solution"]})
                  for r in rows]
         return items, _sha256(raw)
     if name not in DATASETS:
