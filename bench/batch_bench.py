@@ -18,9 +18,9 @@ import platform
 import statistics
 import time
 
-from rung.backends.base import ChatRequest, Message
 from rung.backends.llama import LlamaBackend
 from rung.config import CatalogConfig, LlamaBackendConfig
+from rung.types import ChatRequest, Message
 
 TOPICS = ["a lighthouse", "a mountain village", "a river", "a desert town", "a library",
           "an old clock", "a train station", "a garden", "a shipwreck", "a bakery",

@@ -25,8 +25,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rung.backends.base import ChatRequest, Chunk, Message, ResponseFormat
-from rung.verify.base import Answer
+from rung.types import Answer, ChatRequest, Chunk, Message, ResponseFormat
 
 GSM = ROOT.parent / "shared" / "data" / "routellm" / "gsm8k" / "test.jsonl"
 
@@ -140,7 +139,6 @@ async def _no_generate(tier: str, request: ChatRequest) -> Answer:
 
 async def ttft_rows(qs: list[str], n: int) -> list[tuple[str, list[float]]]:
     """Time to first text chunk through the gateway: verified (buffered) vs streamed."""
-    from rung.cascade import Route
     from rung.config import parse_config
     from rung.gateway import Gateway
 
@@ -162,7 +160,7 @@ async def ttft_rows(qs: list[str], n: int) -> list[tuple[str, list[float]]]:
                               temperature=0, stream=True)
             t = time.perf_counter()
             first = None
-            async for chunk in gw.stream("rung", req, Route(requested="rung")):
+            async for chunk in gw.reply("rung", req):
                 if first is None and chunk.text:
                     first = (time.perf_counter() - t) * 1000
             lat.append(first or 0.0)

@@ -31,11 +31,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rung.backends.base import ChatRequest, Message
 from rung.drift.report import DriftOptions, compare
 from rung.routing.data import Outcome, load_outcomes
 from rung.routing.scorers import HeuristicScorer
 from rung.store.trace import Trace
+from rung.types import ChatRequest, Message
 
 DATA = ROOT.parent / "shared" / "data" / "routellm"
 STEM = (

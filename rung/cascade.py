@@ -20,23 +20,24 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
-from rung.backends.base import Backend, ChatRequest, Chunk
+from rung.backends.base import Backend
 from rung.config import TierConfig
 from rung.cost import cost_of
 from rung.errors import BackendError, BackendTimeout, NoTierAvailable, Overloaded
 from rung.routing.policy import combine
-from rung.verify.base import Answer, Verifier
+from rung.types import Answer, Attempt, ChatRequest, Chunk, Outcome, Route
+from rung.verify.base import Generate, Verifier
 
 _FAILURES = (BackendError, Overloaded)
 
 
 @dataclass
-class Route:
-    """Who answered and why; filled in as the request moves through the tiers."""
+class RouteDraft:
+    """The route while the request is under way: the cascade and the gateway fill it in,
+    :meth:`freeze` gives everybody else the frozen :class:`~rung.types.Route`."""
 
     requested: str
     tier: str | None = None
@@ -46,36 +47,66 @@ class Route:
     start: int = 0
     escalations: int = 0
     cost: float = 0.0
-    # Model compute the request spent on local tiers, every attempt and verifier included
-    # (None when no local tier reported any).
     compute_s: float | None = None
-    attempts: list[dict[str, Any]] = field(default_factory=list)
+    attempts: list[Attempt] = field(default_factory=list)
 
     def spend(self, cost: float, compute_s: float | None) -> None:
         self.cost += cost
         if compute_s is not None:
             self.compute_s = (self.compute_s or 0.0) + compute_s
 
-    def as_dict(self, *, answers: bool = True) -> dict[str, Any]:
-        """For the trace (``answers``: each tier's rejected answer too) or, without them,
-        for the client."""
-        attempts = self.attempts if answers else [
-            {k: v for k, v in a.items() if k != "answer"} for a in self.attempts]
-        return {"tier": self.tier, "reason": self.reason, "score": self.score,
-                "router_ms": round(self.router_ms, 3), "start": self.start,
-                "escalations": self.escalations, "cost": self.cost,
-                "compute_s": (round(self.compute_s, 6) if self.compute_s is not None
-                              else None), "attempts": attempts}
+    def begin(self, tier: str) -> None:
+        self.attempts.append(Attempt(tier=tier, outcome=Outcome.PENDING, start=time.time()))
 
-    def header(self) -> str:
-        parts = [f"reason={self.reason}"]
-        if self.score is not None:
-            parts.append(f"score={self.score:.3f}")
-        for a in self.attempts:
-            verdicts = ",".join(f"{v['name']}={v['score']:.2f}{'+' if v['accept'] else '-'}"
-                                for v in a.get("verdicts", ()))
-            parts.append(f"{a['tier']}:{a['outcome']}" + (f"({verdicts})" if verdicts else ""))
-        return ";".join(parts)
+    def settle(self, **changes: object) -> None:
+        """Record how the current (last) attempt went."""
+        self.attempts[-1] = dataclasses.replace(self.attempts[-1], **changes)  # type: ignore[arg-type]
+
+    def freeze(self) -> Route:
+        return Route(requested=self.requested, tier=self.tier, reason=self.reason,
+                     score=self.score, router_ms=self.router_ms, start=self.start,
+                     escalations=self.escalations, cost=self.cost, compute_s=self.compute_s,
+                     attempts=tuple(self.attempts))
+
+
+class Reply:
+    """A lazy answer (as ``llm``'s Response): iterate its chunks, then read its route.
+
+    Nothing runs until the first chunk is asked for; errors raised before any text exists
+    (every tier down, a full queue) come out of that first step. :attr:`route` can be
+    read at any time and is complete once the chunks are exhausted (or the reply closed).
+    """
+
+    def __init__(self, draft: RouteDraft,
+                 run: Callable[[RouteDraft], AsyncGenerator[Chunk, None]]) -> None:
+        self._draft = draft
+        self._chunks = run(draft)
+
+    @property
+    def route(self) -> Route:
+        return self._draft.freeze()
+
+    def __aiter__(self) -> AsyncIterator[Chunk]:
+        return self._chunks
+
+    async def __anext__(self) -> Chunk:
+        return await self._chunks.__anext__()
+
+    async def aclose(self) -> None:
+        await self._chunks.aclose()
+
+    async def answer(self) -> Answer:
+        """Every chunk, buffered (closes the reply)."""
+        answer = Answer(tier="")
+        t0 = time.perf_counter()
+        try:
+            async for chunk in self._chunks:
+                answer.chunks.append(chunk)
+        finally:
+            await self._chunks.aclose()
+        answer.tier = self._draft.tier or ""
+        answer.seconds = time.perf_counter() - t0
+        return answer
 
 
 async def _with_deadline(it: AsyncIterator[Chunk], seconds: float | None,
@@ -126,64 +157,63 @@ class Cascade:
         seconds = answer.compute_s if answer.compute_s is not None else answer.seconds
         return cost_of(self._tiers[tier].cost, answer.usage, seconds)
 
-    def _charge(self, route: Route, tier: str, answer: Answer,
-                attempt: dict[str, Any] | None = None) -> None:
-        """Add what ``answer`` cost to ``route`` (and its compute to ``attempt``)."""
-        route.spend(self._cost(tier, answer), answer.compute_s)
-        if attempt is not None and answer.compute_s is not None:
-            attempt["compute_s"] = round(answer.compute_s, 6)
-
-    def _spending(self, route: Route) -> Any:
+    def _spending(self, route: RouteDraft) -> Generate:
         """``generate`` for verifiers, adding what their own generations cost to ``route``."""
         async def generate(tier: str, request: ChatRequest) -> Answer:
             answer = await self.generate(tier, request)
-            self._charge(route, tier, answer)
+            route.spend(self._cost(tier, answer), answer.compute_s)
             return answer
         return generate
 
-    async def _verified(self, name: str, request: ChatRequest, route: Route,
-                        attempt: dict[str, Any]) -> tuple[Answer, bool]:
+    def _answered(self, route: RouteDraft, got: Answer, **changes: object) -> None:
+        """Settle the current attempt with what the answer ``got`` was and cost."""
+        cost = self._cost(got.tier, got)
+        route.spend(cost, got.compute_s)
+        route.settle(generate_ms=got.seconds * 1000, usage=got.usage, queue_ms=got.queue_ms,
+                     compute_s=got.compute_s, cost=cost, **changes)
+
+    def _elapsed_ms(self, route: RouteDraft) -> float:
+        return (time.time() - route.attempts[-1].start) * 1000
+
+    async def _verified(self, name: str, request: ChatRequest,
+                        route: RouteDraft) -> tuple[Answer, bool]:
         """Buffer tier ``name``'s answer and run its verifiers: (answer, accepted).
-        Records everything in ``attempt``; a failing tier's error is re-raised."""
+        Records everything in the route's current attempt; a failing tier's error is
+        re-raised."""
         checks = self._verifiers[name]
         wants_lp = any(v.needs_logprobs for v in checks)
         req = dataclasses.replace(request, logprobs=True) if wants_lp else request
         try:
             answer = await self.generate(name, req)
         except _FAILURES as exc:
-            attempt["outcome"] = type(exc).__name__
-            attempt["ms"] = round((time.time() - attempt["start"]) * 1000, 3)
+            route.settle(outcome=exc.outcome, ms=self._elapsed_ms(route))
             raise
-        self._charge(route, name, answer, attempt)
         t_verify = time.perf_counter()
-        verdicts = [await v.verify(request, answer, self._spending(route)) for v in checks]
+        verdicts = tuple([await v.verify(request, answer, self._spending(route))
+                          for v in checks])
         decision = combine(verdicts, self._tiers[name].verify_rule)
-        attempt.update(
-            generate_ms=round(answer.seconds * 1000, 3),
-            verify_ms=round((time.perf_counter() - t_verify) * 1000, 3),
-            ms=round((time.time() - attempt["start"]) * 1000, 3),
-            verdicts=[dataclasses.asdict(v) for v in verdicts], usage=_usage(answer))
-        if answer.queue_ms is not None:
-            attempt["queue_ms"] = answer.queue_ms
+        verify_ms = (time.perf_counter() - t_verify) * 1000
         if decision.accept:
-            attempt["outcome"] = "answered"
+            self._answered(route, answer, outcome=Outcome.ANSWERED, verdicts=verdicts,
+                           verified=True, verify_ms=verify_ms, ms=self._elapsed_ms(route))
             return answer, True
-        attempt.update(outcome="rejected", why=decision.reason,
-                       answer=answer.text)  # the rejected answer stays in the trace
+        # The rejected answer stays in the trace.
+        self._answered(route, answer, outcome=Outcome.REJECTED, verdicts=verdicts,
+                       verified=True, verify_ms=verify_ms, ms=self._elapsed_ms(route),
+                       why=decision.reason, answer=answer.text)
         route.escalations += 1
         return answer, False
 
-    async def run(self, request: ChatRequest, route: Route, plan: Sequence[str], *,
+    async def run(self, request: ChatRequest, route: RouteDraft, plan: Sequence[str], *,
                   verify: bool) -> AsyncGenerator[Chunk, None]:
+        """The chunks of the answer; fills in ``route`` as it goes."""
         rejected: Answer | None = None
         last_error: Exception | None = None
         for i, name in enumerate(plan):
-            attempt: dict[str, Any] = {"tier": name, "outcome": "pending",
-                                       "start": time.time()}
-            route.attempts.append(attempt)
+            route.begin(name)
             if verify and i < len(plan) - 1 and self._verifiers.get(name):
                 try:
-                    answer, accepted = await self._verified(name, request, route, attempt)
+                    answer, accepted = await self._verified(name, request, route)
                 except _FAILURES as exc:
                     last_error = exc
                     continue
@@ -200,24 +230,26 @@ class Cascade:
             try:
                 async for chunk in stream:
                     if not streamed.chunks:
-                        route.tier, attempt["outcome"] = name, "answered"
+                        route.tier = name
+                        route.settle(outcome=Outcome.ANSWERED)
                     streamed.chunks.append(chunk)
                     yield chunk
             except _FAILURES as exc:
-                attempt["outcome"], last_error = type(exc).__name__, exc
+                route.settle(outcome=exc.outcome)
+                last_error = exc
                 if streamed.chunks or len(plan) == 1:
                     raise  # mid-stream, or a pinned tier: the real cause, not a 503
                 continue
             finally:
                 await stream.aclose()
                 streamed.seconds = time.perf_counter() - t0
-                attempt["ms"] = round(streamed.seconds * 1000, 3)
-                self._charge(route, name, streamed, attempt)
+                cost = self._cost(name, streamed)
+                route.spend(cost, streamed.compute_s)
+                route.settle(ms=streamed.seconds * 1000, cost=cost,
+                             compute_s=streamed.compute_s)
             route.tier = name
-            attempt.update(outcome="answered", usage=_usage(streamed),
-                           generate_ms=round(streamed.seconds * 1000, 3))
-            if streamed.queue_ms is not None:
-                attempt["queue_ms"] = streamed.queue_ms
+            route.settle(outcome=Outcome.ANSWERED, usage=streamed.usage,
+                         generate_ms=streamed.seconds * 1000, queue_ms=streamed.queue_ms)
             return
         if rejected is not None:
             route.tier = rejected.tier
@@ -226,8 +258,3 @@ class Cascade:
                 yield chunk
             return
         raise NoTierAvailable(f"No tier could answer: {last_error}") from last_error
-
-
-def _usage(answer: Answer) -> list[int] | None:
-    u = answer.usage
-    return [u.prompt_tokens, u.completion_tokens] if u is not None else None

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from rung.backends.base import Usage
 from rung.config import CostConfig
-from rung.store.trace import Trace
+from rung.types import Usage
 
 
 def cost_of(cost: CostConfig, usage: Usage | None, seconds: float) -> float:
@@ -15,8 +14,3 @@ def cost_of(cost: CostConfig, usage: Usage | None, seconds: float) -> float:
                   + usage.completion_tokens * cost.output_per_mtok) / 1e6
     return total
 
-
-def top_tier_cost(t: Trace, top: CostConfig) -> float:
-    """What the trace's tokens (and time) would have cost on the top tier alone: the
-    baseline of "cost saved", in the metrics and on the dashboard alike."""
-    return cost_of(top, Usage(t.input_tokens, t.output_tokens), t.latency_ms / 1000)

@@ -24,6 +24,8 @@ exc``). The server turns these into OpenAI-style error JSON in one place
 
 from __future__ import annotations
 
+from rung.types import Outcome
+
 
 class RungError(Exception):
     """Base of every error rung raises on purpose."""
@@ -93,6 +95,7 @@ class Overloaded(RungError):
     status = 503
     type = "server_error"
     code = "overloaded"
+    outcome = Outcome.OVERLOADED  # what a tier's attempt records (traces, metrics)
 
     def __init__(self, message: str, *, retry_after_s: float = 1.0):
         super().__init__(message)
@@ -103,19 +106,23 @@ class BackendError(RungError):
     status = 502
     type = "upstream_error"
     code = "backend_error"
+    outcome = Outcome.FAILED  # what a tier's attempt records (traces, metrics)
 
 
 class BackendTimeout(BackendError):
     status = 504
     code = "backend_timeout"
+    outcome = Outcome.TIMEOUT
 
 
 class BackendUnavailable(BackendError):
     code = "backend_unavailable"
+    outcome = Outcome.UNAVAILABLE
 
 
 class UpstreamError(BackendError):
     code = "upstream_error"
+    outcome = Outcome.UPSTREAM_ERROR
 
     def __init__(self, message: str, *, upstream_status: int, retryable: bool):
         super().__init__(message)

@@ -3,8 +3,9 @@
 A request names a tier (it goes straight there, unverified), or the alias (``rung`` by
 default): the scorer rates it, the policy picks the starting tier from the thresholds,
 and the cascade (``rung.cascade``) verifies and escalates from there. A per-request
-override can pin a tier or replace the thresholds. Every answer carries a
-:class:`~rung.cascade.Route` saying who answered and why.
+override can pin a tier or replace the thresholds. :meth:`Gateway.reply` returns a lazy
+:class:`~rung.cascade.Reply`: its chunks, then its frozen :class:`~rung.types.Route`
+saying who answered and why.
 """
 
 from __future__ import annotations
@@ -14,16 +15,17 @@ import time
 from collections.abc import AsyncGenerator, Mapping, Sequence
 
 from rung.backends import build_backend
-from rung.backends.base import Backend, ChatRequest, Chunk
-from rung.cascade import Cascade, Route
+from rung.backends.base import Backend
+from rung.cascade import Cascade, Reply, RouteDraft
 from rung.config import Config
 from rung.errors import RequestError, UnknownModel
 from rung.routing.policy import start_tier
 from rung.routing.scorers import Scorer, build_scorer
+from rung.types import ChatRequest, Chunk
 from rung.verify.base import Verifier
 from rung.verify.registry import build_verifier
 
-__all__ = ["Gateway", "Route"]
+__all__ = ["Gateway", "Reply"]
 
 
 class Gateway:
@@ -74,10 +76,15 @@ class Gateway:
             raise RequestError(f"rung.thresholds needs {len(self.ladder) - 1} values.",
                                param="rung.thresholds")
 
-    def plan(self, model: str, request: ChatRequest, route: Route, *, pin: str | None = None,
-             thresholds: Sequence[float] | None = None) -> list[str]:
+    async def _score(self, request: ChatRequest) -> float:
+        if getattr(self.scorer, "blocking", True):
+            return await asyncio.to_thread(self.scorer.score, request)
+        return self.scorer.score(request)
+
+    async def plan(self, model: str, request: ChatRequest, route: RouteDraft, *,
+                   pin: str | None = None,
+                   thresholds: Sequence[float] | None = None) -> list[str]:
         """The tiers to try, in order; fills in the route's reason, score and start."""
-        self.check(model, pin=pin, thresholds=thresholds)
         if pin is not None:
             route.reason = "pinned"
             return [pin]
@@ -86,18 +93,28 @@ class Gateway:
             return [model]
         names = self.ladder
         t0 = time.perf_counter()
-        route.score = self.scorer.score(request)
+        route.score = await self._score(request)
         route.router_ms = (time.perf_counter() - t0) * 1000
         th = self.config.routing.thresholds if thresholds is None else tuple(thresholds)
         decision = start_tier(route.score, th, n_tiers=len(names))
         route.start, route.reason = decision.tier, decision.reason
         return names[decision.tier:]
 
-    def stream(self, model: str, request: ChatRequest, route: Route, *,
-               pin: str | None = None, thresholds: Sequence[float] | None = None,
-               ) -> AsyncGenerator[Chunk, None]:
-        """Answer ``request``. Raises before the first chunk where it can."""
-        plan = self.plan(model, request, route, pin=pin, thresholds=thresholds)
+    def reply(self, model: str, request: ChatRequest, *, pin: str | None = None,
+              thresholds: Sequence[float] | None = None) -> Reply:
+        """Answer ``request``: a lazy reply. A request that cannot be routed raises here;
+        everything else (scoring included) happens as its chunks are read."""
+        self.check(model, pin=pin, thresholds=thresholds)
         verify = model == self.config.alias and pin is None \
             and not self.config.routing.stream_unverified
-        return self.cascade.run(request, route, plan, verify=verify)
+
+        async def run(route: RouteDraft) -> AsyncGenerator[Chunk, None]:
+            plan = await self.plan(model, request, route, pin=pin, thresholds=thresholds)
+            chunks = self.cascade.run(request, route, plan, verify=verify)
+            try:
+                async for chunk in chunks:
+                    yield chunk
+            finally:
+                await chunks.aclose()
+
+        return Reply(RouteDraft(requested=model), run)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from rung.config import Config, LlamaBackendConfig
 from rung.store.trace import Trace
+from rung.types import Outcome, Route
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter
@@ -46,11 +47,13 @@ class Telemetry:
         return {"gen_ai.provider.name": "openai", "gen_ai.request.model": b.model,
                 "server.address": b.base_url}
 
-    def emit(self, trace: Trace, end_ns: int) -> None:
-        """One ``chat`` span for the request, a child per tier attempt."""
+    def emit(self, trace: Trace, end_ns: int, route: Route | None = None) -> None:
+        """One ``chat`` span for the request, a child per tier attempt (``route``: the
+        trace's typed route, when the caller has it already)."""
         from opentelemetry import trace as otel
         from opentelemetry.trace import Status, StatusCode
 
+        route = route if route is not None else trace.routing
         start_ns = int(trace.time * 1e9)
         span = self._tracer.start_span(
             f"chat {trace.model or '?'}", kind=otel.SpanKind.SERVER, start_time=start_ns,
@@ -61,28 +64,27 @@ class Telemetry:
                 "gen_ai.usage.input_tokens": trace.input_tokens,
                 "gen_ai.usage.output_tokens": trace.output_tokens,
                 "rung.status": trace.status, "rung.escalated": trace.escalated,
-                "rung.cost": trace.cost, "rung.route.reason": str(trace.route.get("reason", "")),
+                "rung.cost": trace.cost, "rung.route.reason": route.reason,
                 **({"rung.router.score": trace.score} if trace.score is not None else {}),
             })
         if trace.status != "ok":
             span.set_status(Status(StatusCode.ERROR, trace.error or trace.status))
         ctx = otel.set_span_in_context(span)
-        for a in trace.route.get("attempts", ()):
-            if "start" not in a:
-                continue
-            t0 = int(a["start"] * 1e9)
-            usage = a.get("usage") or [0, 0]
+        for a in route.attempts:
+            t0 = int(a.start * 1e9)
+            usage = a.usage
             child = self._tracer.start_span(
-                f"chat {a['tier']}", context=ctx, kind=otel.SpanKind.CLIENT, start_time=t0,
-                attributes={"gen_ai.operation.name": "chat", **self._tier_attrs(a["tier"]),
-                            "gen_ai.usage.input_tokens": usage[0],
-                            "gen_ai.usage.output_tokens": usage[1],
-                            "rung.tier": a["tier"], "rung.outcome": a["outcome"],
+                f"chat {a.tier}", context=ctx, kind=otel.SpanKind.CLIENT, start_time=t0,
+                attributes={"gen_ai.operation.name": "chat", **self._tier_attrs(a.tier),
+                            "gen_ai.usage.input_tokens": usage.prompt_tokens if usage else 0,
+                            "gen_ai.usage.output_tokens": (usage.completion_tokens
+                                                           if usage else 0),
+                            "rung.tier": a.tier, "rung.outcome": a.outcome.value,
                             "rung.verdicts": ",".join(
-                                f"{v['name']}={v['score']:.3f}" for v in a.get("verdicts", ()))})
-            if a["outcome"] not in ("answered", "rejected"):
-                child.set_status(Status(StatusCode.ERROR, a["outcome"]))
-            child.end(end_time=t0 + int(a.get("ms", 0) * 1e6))
+                                f"{v.name}={v.score:.3f}" for v in a.verdicts)})
+            if a.outcome not in (Outcome.ANSWERED, Outcome.REJECTED):
+                child.set_status(Status(StatusCode.ERROR, a.outcome.value))
+            child.end(end_time=t0 + int((a.ms or 0) * 1e6))
         span.end(end_time=end_ns)
 
     def shutdown(self) -> None:

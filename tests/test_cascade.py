@@ -8,10 +8,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from rung.backends.base import ChatRequest, Chunk, Message, ResponseFormat, TokenLogprob, Usage
-from rung.cascade import Route
 from rung.errors import BackendUnavailable, ConfigError, NoTierAvailable
 from rung.gateway import Gateway
+from rung.types import ChatRequest, Chunk, Message, ResponseFormat, Route, TokenLogprob, Usage
 from tests.conftest import config_of
 
 
@@ -57,8 +56,9 @@ def _tier(name: str, *verifiers: dict[str, object], **kw: object) -> dict[str, o
 
 
 async def _run(gw: Gateway, req: ChatRequest, **kw: object) -> tuple[str, Route]:
-    route = Route(requested="rung")
-    text = "".join([c.text async for c in gw.stream("rung", req, route, **kw)])  # type: ignore[arg-type]
+    reply = gw.reply("rung", req, **kw)  # type: ignore[arg-type]
+    text = "".join([c.text async for c in reply])
+    route = reply.route
     return text, route
 
 
@@ -85,8 +85,8 @@ async def test_low_confidence_escalates() -> None:
              [small, big])
     text, route = await _run(gw, Q)
     assert (text, route.tier, route.escalations) == ("4", "big", 1)
-    assert route.attempts[0]["outcome"] == "rejected"
-    assert route.attempts[0]["verdicts"][0]["name"] == "logprob"
+    assert route.as_dict()["attempts"][0]["outcome"] == "rejected"
+    assert route.as_dict()["attempts"][0]["verdicts"][0]["name"] == "logprob"
     assert "small:rejected(logprob=" in route.header()
 
 
@@ -112,8 +112,8 @@ async def test_three_tiers_escalate_step_by_step() -> None:
     gw = _gw([_tier("a", lp), _tier("b", lp), _tier("c", lp)], [a, b, c])
     text, route = await _run(gw, Q)
     assert (text, route.tier, route.escalations) == ("z", "c", 2)
-    assert [x["outcome"] for x in route.attempts] == ["rejected", "rejected", "answered"]
-    assert "verdicts" not in route.attempts[2]  # the last tier is not verified
+    assert [x["outcome"] for x in route.as_dict()["attempts"]] == ["rejected", "rejected", "answered"]
+    assert "verdicts" not in route.as_dict()["attempts"][2]  # the last tier is not verified
 
 
 async def test_score_picks_the_starting_tier() -> None:
@@ -138,7 +138,7 @@ async def test_failures_fall_back_then_503() -> None:
     gw = _gw([_tier("a"), _tier("b")], [a, b])
     text, route = await _run(gw, Q)
     assert (text, route.tier) == ("y", "b")
-    assert route.attempts[0]["outcome"] == "BackendUnavailable"
+    assert route.as_dict()["attempts"][0]["outcome"] == "BackendUnavailable"
     dead = _gw([_tier("a"), _tier("b")], [Scripted("a", [BackendUnavailable("x")]),
                                           Scripted("b", [BackendUnavailable("y")])])
     with pytest.raises(NoTierAvailable):
@@ -150,7 +150,7 @@ async def test_tier_timeout_falls_back() -> None:
     gw = _gw([_tier("slow", timeout_s=0.05), _tier("fast")], [slow, fast])
     text, route = await _run(gw, Q)
     assert (text, route.tier) == ("on time", "fast")
-    assert route.attempts[0]["outcome"] == "BackendTimeout"
+    assert route.as_dict()["attempts"][0]["outcome"] == "BackendTimeout"
 
 
 async def test_rejected_answer_is_returned_when_every_later_tier_fails() -> None:
@@ -187,7 +187,7 @@ async def test_cross_check_solves_on_a_helper_tier() -> None:
         assert route.tier == tier
         assert len(a.calls) == 1 and len(checker.calls) == 1  # the sample came from checker
         assert checker.calls[0].temperature == 0.0
-        verdict = route.attempts[0]["verdicts"][0]
+        verdict = route.as_dict()["attempts"][0]["verdicts"][0]
         assert verdict["name"] == "cross_check" and "by checker" in verdict["detail"]
     # Off the ladder: when b is down, the rejected answer comes back, never the checker's.
     a = Scripted("a", ["The answer is 4."])
@@ -196,7 +196,7 @@ async def test_cross_check_solves_on_a_helper_tier() -> None:
              [a, Scripted("b", [BackendUnavailable("down")]), checker])
     text, route = await _run(gw, Q)
     assert (text, route.tier, len(checker.calls)) == ("The answer is 4.", "a", 1)
-    assert [x["tier"] for x in route.attempts] == ["a", "b"]
+    assert [x["tier"] for x in route.as_dict()["attempts"]] == ["a", "b"]
     with pytest.raises(BackendUnavailable):  # started at b, the top of the ladder: no helper
         await _run(gw, Q, thresholds=[0.0])
     assert len(checker.calls) == 1
@@ -223,7 +223,7 @@ async def test_judge_reads_yes_probability() -> None:
         async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
             self.calls.append(request)
             if "Proposed answer" in request.messages[-1].content:
-                from rung.backends.base import TopLogprob
+                from rung.types import TopLogprob
 
                 yield Chunk(text="no", logprobs=(TokenLogprob("no", -0.1, top=(
                     TopLogprob("no", -0.1), TopLogprob("yes", -2.5))),))
@@ -236,7 +236,7 @@ async def test_judge_reads_yes_probability() -> None:
     gw = _gw([_tier("a", {"type": "judge"}), _tier("b")], [a, Scripted("b", ["4"])])
     text, route = await _run(gw, Q)
     assert (text, route.tier) == ("4", "b")
-    assert "P(yes) 0.083" in route.attempts[0]["verdicts"][0]["detail"]
+    assert "P(yes) 0.083" in route.as_dict()["attempts"][0]["verdicts"][0]["detail"]
 
 
 async def test_stream_unverified_streams_the_first_tier() -> None:

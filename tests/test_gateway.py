@@ -4,9 +4,9 @@ import socket
 
 import pytest
 
-from rung.backends.base import ChatRequest, Message
 from rung.errors import BackendUnavailable, NoTierAvailable, UnknownModel
-from rung.gateway import Gateway, Route
+from rung.gateway import Gateway
+from rung.types import ChatRequest, Message, Route
 from tests.conftest import behaviour, config_of, upstream_server, upstream_tier
 
 REQ = ChatRequest(messages=(Message("user", "hi"),), max_tokens=20)
@@ -19,8 +19,9 @@ def _dead_url() -> str:
 
 
 async def _answer(gw: Gateway, model: str, pin: str | None = None) -> tuple[str, Route]:
-    route = Route(requested=model)
-    text = "".join([c.text async for c in gw.stream(model, REQ, route, pin=pin)])
+    reply = gw.reply(model, REQ, pin=pin)
+    text = "".join([c.text async for c in reply])
+    route = reply.route
     return text, route
 
 
@@ -32,7 +33,7 @@ async def test_alias_falls_back_past_a_dead_tier() -> None:
         await gw.aclose()
     assert text == "Hello from the upstream."
     assert route.tier == "b"
-    assert [a["outcome"] for a in route.attempts] == ["BackendUnavailable", "answered"]
+    assert [a["outcome"] for a in route.as_dict()["attempts"]] == ["BackendUnavailable", "answered"]
     assert "a:BackendUnavailable" in route.header()
 
 

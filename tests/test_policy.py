@@ -1,6 +1,7 @@
 import pytest
 
-from rung.routing.policy import Verdict, combine, start_tier
+from rung.routing.policy import combine, start_tier
+from rung.types import Verdict
 
 
 @pytest.mark.parametrize(

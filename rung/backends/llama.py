@@ -26,13 +26,13 @@ from typing import Any
 
 import numpy as np
 
-from rung.backends.base import ChatRequest, Chunk, TokenLogprob, Usage
 from rung.backends.llama_batch import BatchEngine
 from rung.backends.logprobs import log_softmax, token_logprob
 from rung.backends.textstream import StopTextStream
 from rung.catalog import resolve
 from rung.config import CatalogConfig, LlamaBackendConfig
 from rung.errors import BackendError, ContextLengthExceeded, Overloaded, RequestError, RungError
+from rung.types import ChatRequest, Chunk, TokenLogprob, Usage
 
 log = logging.getLogger("rung.backends.llama")
 

@@ -31,10 +31,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from rung.backends.base import ChatRequest, Chunk, TokenLogprob, Usage
 from rung.backends.logprobs import log_softmax, token_logprob
 from rung.backends.textstream import StopTextStream
 from rung.errors import BackendError
+from rung.types import ChatRequest, Chunk, TokenLogprob, Usage
 
 log = logging.getLogger("rung.backends.llama")
 

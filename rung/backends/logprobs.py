@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from rung.backends.base import TokenLogprob, TopLogprob
+from rung.types import TokenLogprob, TopLogprob
 
 
 def log_softmax(logits: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:

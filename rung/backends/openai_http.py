@@ -15,9 +15,9 @@ from typing import Any
 import aiohttp
 import orjson
 
-from rung.backends.base import ChatRequest, Chunk, TokenLogprob, TopLogprob, Usage
 from rung.config import OpenAIBackendConfig
 from rung.errors import BackendError, BackendTimeout, BackendUnavailable, UpstreamError
+from rung.types import ChatRequest, Chunk, TokenLogprob, TopLogprob, Usage
 
 
 def request_body(model: str, req: ChatRequest, *, stream: bool) -> dict[str, Any]:

@@ -18,8 +18,9 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 
-from rung.backends.base import Backend, ChatRequest, Chunk
+from rung.backends.base import Backend
 from rung.errors import BackendError, BackendTimeout, BackendUnavailable, UpstreamError
+from rung.types import ChatRequest, Chunk
 
 
 def retryable(exc: BackendError) -> bool:

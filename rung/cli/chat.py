@@ -23,9 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 async def _chat(args: argparse.Namespace) -> int:
-    from rung.backends.base import ChatRequest, Message
     from rung.errors import RequestError
-    from rung.gateway import Gateway, Route
+    from rung.gateway import Gateway
+    from rung.types import ChatRequest, Message
 
     if args.max_tokens < 1:
         raise RequestError("--max-tokens must be at least 1")
@@ -38,15 +38,16 @@ async def _chat(args: argparse.Namespace) -> int:
     messages.append(Message("user", args.prompt))
     req = ChatRequest(messages=tuple(messages), max_tokens=args.max_tokens,
                       temperature=args.temperature, seed=args.seed, stream=True)
-    route = Route(requested=model)
     try:
         await gateway.start()
-        async for chunk in gateway.stream(model, req, route):
+        reply = gateway.reply(model, req)
+        async for chunk in reply:
             sys.stdout.write(chunk.text)
             sys.stdout.flush()
         sys.stdout.write("\n")
     finally:
         await gateway.aclose()
+    route = reply.route
     if args.show_route:
         print(f"[tier {route.tier}: {route.header()}]", file=sys.stderr)
     return 0

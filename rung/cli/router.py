@@ -94,7 +94,6 @@ def _score(args: argparse.Namespace) -> int:
 def _calibrate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from rung.backends.base import ChatRequest, Message
     from rung.config import load_config
     from rung.errors import ConfigError
     from rung.routing.calibrate import (
@@ -103,6 +102,7 @@ def _calibrate(args: argparse.Namespace) -> int:
         write_thresholds,
     )
     from rung.routing.scorers import build_scorer
+    from rung.types import ChatRequest, Message
 
     config = load_config(args.config)
     n_tiers = len(config.ladder_tiers)

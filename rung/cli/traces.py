@@ -13,6 +13,7 @@ from typing import Any
 
 from rung.cli.common import add_config_arg, config_from
 from rung.errors import ConfigError
+from rung.types import Outcome
 
 EXPORT_FIELDS = ("id", "time", "tier", "status", "model", "input_tokens", "output_tokens",
                  "latency_ms", "ttft_ms", "cost", "escalated", "score", "key_id", "stream",
@@ -135,18 +136,18 @@ def _export_outcomes(args: argparse.Namespace) -> int:
     rows = []
     try:
         for t in _query(args, store, newest_first=False):
-            attempts = t.route.get("attempts") or []
+            attempts = t.routing.attempts
             if t.status != "ok" or not t.messages or not attempts:
                 continue
             first = attempts[0]
-            if first.get("tier") != cheapest or first.get("outcome") not in ("answered",
-                                                                              "rejected"):
+            if first.tier != cheapest or first.outcome not in (Outcome.ANSWERED,
+                                                               Outcome.REJECTED):
                 continue
-            if not first.get("verdicts"):
+            if not first.verdicts:
                 continue  # not verified (a pinned tier or the last tier): no label
             question = next((m["content"] for m in reversed(t.messages)
                              if m.get("role") == "user"), "")
-            accepted = first["outcome"] == "answered"
+            accepted = first.outcome is Outcome.ANSWERED
             rows.append({"item": t.id, "target": cheapest, "question": question,
                          "correct": accepted, "answer": ""})
             rows.append({"item": t.id, "target": "escalated", "question": question,

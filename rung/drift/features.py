@@ -102,14 +102,11 @@ def verifier_scores(trace: Trace) -> dict[str, tuple[float, bool]]:
     """``"tier/verifier" -> (score, accept)`` for every verdict in the trace's route (the
     first one per key: a retried tier is judged once)."""
     out: dict[str, tuple[float, bool]] = {}
-    for attempt in trace.route.get("attempts") or ():
-        tier = attempt.get("tier") or "?"
-        for v in attempt.get("verdicts") or ():
-            key = f"{tier}/{v.get('name', '?')}"
-            if key not in out and isinstance(v.get("score"), int | float):
-                out[key] = (float(v["score"]), bool(v.get("accept")))
-    judged = trace.route.get("judged")  # a sampled judge's verdict (rung.drift.judging)
-    if isinstance(judged, dict) and isinstance(judged.get("score"), int | float):
-        out[f"judged/{judged.get('tier', '?')}"] = (float(judged["score"]),
-                                                    bool(judged.get("accept")))
+    route = trace.routing
+    for attempt in route.attempts:
+        for v in attempt.verdicts:
+            out.setdefault(f"{attempt.tier}/{v.name}", (v.score, v.accept))
+    if route.judged is not None:  # a sampled judge's verdict (rung.drift.judging)
+        out[f"judged/{route.judged.tier}"] = (route.judged.verdict.score,
+                                              route.judged.verdict.accept)
     return out

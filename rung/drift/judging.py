@@ -11,11 +11,10 @@ import dataclasses
 import logging
 import random
 
-from rung.backends.base import ChatRequest, Message
 from rung.cascade import Cascade
 from rung.store.base import TraceStore
 from rung.store.trace import Trace
-from rung.verify.base import Answer
+from rung.types import Answer, ChatRequest, Chunk, Judged, Message
 from rung.verify.judge import JudgeVerifier
 
 log = logging.getLogger("rung.drift")
@@ -42,8 +41,6 @@ class SampledJudge:
         task.add_done_callback(self._tasks.discard)
 
     async def _judge_one(self, trace: Trace) -> None:
-        from rung.backends.base import Chunk
-
         assert trace.messages is not None and trace.response is not None
         request = ChatRequest(messages=tuple(Message(m["role"], m["content"])  # type: ignore[arg-type]
                                              for m in trace.messages))
@@ -53,8 +50,7 @@ class SampledJudge:
         except Exception:
             log.warning("judging trace %s failed", trace.id, exc_info=True)
             return
-        trace.route = {**trace.route, "judged": {**dataclasses.asdict(verdict),
-                                                  "tier": self._judge.tier}}
+        trace.route = {**trace.route, "judged": Judged(verdict, self._judge.tier or "?").as_dict()}
         await self._store.write(trace)
         self.judged += 1
 

@@ -16,9 +16,8 @@ import random
 from collections.abc import Sequence
 from typing import Any
 
-from rung.backends.base import ChatRequest, Chunk, Message
 from rung.cascade import Cascade
-from rung.verify.base import Answer
+from rung.types import Answer, ChatRequest, Chunk, Message
 from rung.verify.judge import JudgeVerifier
 
 

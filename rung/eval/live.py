@@ -19,13 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rung.backends.base import ChatRequest, Message
-from rung.cascade import Route
 from rung.errors import RungError
 from rung.eval.checks import is_correct
 from rung.eval.datasets import Item
 from rung.eval.replay import seconds_of
 from rung.gateway import Gateway
+from rung.types import ChatRequest, Message
 
 POLICY = "policy"
 
@@ -58,19 +57,22 @@ async def answer_one(gateway: Gateway, item: Item, target: Target, *, seed: int,
     # pinned runs (rung.eval.replay); they do not change the greedy answer.
     req = ChatRequest(messages=(Message("user", item.prompt),), max_tokens=max_tokens,
                       temperature=0.0, seed=seed, logprobs=True)
-    route = Route(requested=model)
     t0 = time.perf_counter()
     text, usage, error, compute = "", None, None, None
     lps: list[float] = []
+    reply = gateway.reply(model, req)
     try:
-        async for chunk in gateway.stream(model, req, route):
+        async for chunk in reply:
             text += chunk.text
             usage = chunk.usage or usage
             compute = chunk.compute_s if chunk.compute_s is not None else compute
             lps.extend(t.logprob for t in chunk.logprobs)
     except RungError as exc:
         error = exc.message
+    finally:
+        await reply.aclose()
     seconds = time.perf_counter() - t0
+    route = reply.route
     correct = False if error else await asyncio.to_thread(is_correct, item, text)
     return {
         "item": item.id, "target": target.name, "question": item.question,

@@ -85,8 +85,8 @@ def fit_verifier(train: Sequence[Outcome], test: Sequence[Outcome], e_tr: E32 | 
 
 def heuristic(train: Sequence[Outcome], test: Sequence[Outcome], e_tr: E32 | None,
               e_te: E32 | None) -> FArr:
-    from rung.backends.base import ChatRequest, Message
     from rung.routing.scorers import HeuristicScorer
+    from rung.types import ChatRequest, Message
 
     h = HeuristicScorer()
     return np.array([h.score(ChatRequest(messages=(Message("user", o.prompt),)))

@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from rung.types import Verdict
+
 Rule = Literal["all", "any", "mean"]
 
 
@@ -24,16 +26,6 @@ Rule = Literal["all", "any", "mean"]
 class StartDecision:
     tier: int
     reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """One verifier's view of one answer. ``score`` in [0, 1]: higher = more likely wrong."""
-
-    name: str
-    score: float
-    accept: bool
-    detail: str = ""
 
 
 @dataclass(frozen=True, slots=True)

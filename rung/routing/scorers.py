@@ -13,13 +13,16 @@ import re
 from pathlib import Path
 from typing import Protocol
 
-from rung.backends.base import ChatRequest
 from rung.config import ScorerConfig
 from rung.errors import ConfigError
+from rung.types import ChatRequest
 
 
 class Scorer(Protocol):
     name: str
+    # True when scoring may take long enough to stall the event loop (a model to load,
+    # an embedding to compute): the gateway then scores in a worker thread.
+    blocking: bool
 
     def score(self, request: ChatRequest) -> float: ...
 
@@ -41,6 +44,7 @@ class HeuristicScorer:
     """Longer prompts, numbers, code and reasoning words score higher."""
 
     name = "heuristic"
+    blocking = False
 
     def score(self, request: ChatRequest) -> float:
         text = prompt_text(request)
@@ -55,6 +59,7 @@ class HeuristicScorer:
 
 class RandomScorer:
     name = "random"
+    blocking = False
 
     def __init__(self, seed: int = 0) -> None:
         self._rng = random.Random(seed)
@@ -65,6 +70,7 @@ class RandomScorer:
 
 class LearnedScorer:
     name = "learned"
+    blocking = True
 
     def __init__(self, path: Path) -> None:
         from rung.routing.learned import RouterModel

@@ -17,39 +17,33 @@ from rung.gateway import Gateway
 from rung.metrics import Metrics
 from rung.server.chat import chat_completions
 from rung.server.dashboard import add_dashboard_routes
-from rung.server.errors import error_response, plain_error
+from rung.server.errors import plain_error
+from rung.server.sinks import (
+    JudgeSink,
+    LimitsSink,
+    MetricsSink,
+    Sink,
+    StoreSink,
+    TelemetrySink,
+)
+from rung.server.state import (
+    ACCESS,
+    CONFIG,
+    DRIFT,
+    GATEWAY,
+    JUDGE,
+    METRICS,
+    SINKS,
+    STORE,
+    gate,
+)
 from rung.store.base import TraceStore, open_store, sqlite_path
 from rung.telemetry import Telemetry
 
 log = logging.getLogger("rung.server")
 
-GATEWAY = web.AppKey("gateway", Gateway)
-METRICS = web.AppKey("metrics", Metrics)
-CONFIG = web.AppKey("config", Config)
-STORE = web.AppKey("store", TraceStore)
-ACCESS: web.AppKey[Access | None] = web.AppKey("access")
 TELEMETRY: web.AppKey[Telemetry | None] = web.AppKey("telemetry")
-JUDGE: web.AppKey[SampledJudge | None] = web.AppKey("judge")
 _TASKS = web.AppKey("tasks", list)
-
-
-async def _chat(request: web.Request) -> web.StreamResponse:
-    app = request.app
-    return await chat_completions(request, config=app[CONFIG], gateway=app[GATEWAY],
-                                  metrics=app[METRICS], store=app[STORE], access=app[ACCESS],
-                                  telemetry=app[TELEMETRY], judge=app[JUDGE])
-
-
-def gate(request: web.Request, *, admin: bool = False) -> web.Response | None:
-    """The error response for a caller without the right key; None when let in."""
-    access = request.app[ACCESS]
-    if access is None:
-        return None
-    try:
-        access.authenticate(request.headers.get("Authorization"), admin=admin)
-    except RungError as exc:
-        return error_response(exc)
-    return None
 
 
 async def list_models(request: web.Request) -> web.Response:
@@ -130,11 +124,11 @@ def create_app(config: Config, *, gateway: Gateway | None = None,
                               "gateway")
         app[ACCESS] = Access(db if db is not None else sqlite_path(config.store.url))
     app[_TASKS] = []
+    app[SINKS] = _sinks(app)
 
     monitor = None
     if config.drift.enabled:
         from rung.drift.monitor import DriftMonitor
-        from rung.server.dashboard import DRIFT
 
         monitor = DriftMonitor(app[STORE], config.drift, app[METRICS])
         app[DRIFT] = monitor.status
@@ -166,7 +160,7 @@ def create_app(config: Config, *, gateway: Gateway | None = None,
 
     app.on_startup.append(on_startup)
     app.on_cleanup.append(on_cleanup)
-    app.router.add_post("/v1/chat/completions", _chat)
+    app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_get("/v1/models", list_models)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/openapi.json", openapi_json)
@@ -174,6 +168,24 @@ def create_app(config: Config, *, gateway: Gateway | None = None,
     app.router.add_get("/metrics", metrics_endpoint)
     add_dashboard_routes(app)
     return app
+
+
+def _sinks(app: web.Application) -> list[Sink]:
+    """What every finished request is handed to, in order (the trace is durable before
+    telemetry and the judge see it)."""
+    config = app[CONFIG]
+    sinks: list[Sink] = [MetricsSink(app[METRICS], top_cost=config.ladder_tiers[-1].cost)]
+    access = app[ACCESS]
+    if access is not None:
+        sinks.append(LimitsSink(access.limiter))
+    sinks.append(StoreSink(app[STORE]))
+    telemetry = app[TELEMETRY]
+    if telemetry is not None:
+        sinks.append(TelemetrySink(telemetry))
+    judge = app[JUDGE]
+    if judge is not None:
+        sinks.append(JudgeSink(judge))
+    return sinks
 
 
 def serve(config: Config) -> None:

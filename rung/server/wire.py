@@ -13,15 +13,8 @@ from typing import Annotated, Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from rung.backends.base import (
-    ChatRequest,
-    Chunk,
-    Message,
-    ResponseFormat,
-    TokenLogprob,
-    Usage,
-)
 from rung.errors import RequestError
+from rung.types import ChatRequest, Chunk, Message, ResponseFormat, TokenLogprob, Usage
 
 
 class _Strict(BaseModel):

@@ -6,7 +6,7 @@ import hashlib
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from rung.backends.base import Message
+from rung.types import Message, Route
 
 
 @dataclass
@@ -28,11 +28,16 @@ class Trace:
     prompt_hash: str = ""
     messages: list[dict[str, str]] | None = None  # None when redacted
     response: str | None = None
-    route: dict[str, Any] = field(default_factory=dict)
+    route: dict[str, Any] = field(default_factory=dict)  # Route.as_dict(); see routing
     error: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def routing(self) -> Route:
+        """The stored route, read back as the typed record (any stored shape reads)."""
+        return Route.from_dict(self.route, requested=self.model)
 
 
 def prompt_hash(messages: tuple[Message, ...]) -> str:

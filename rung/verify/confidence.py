@@ -5,9 +5,8 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from rung.backends.base import ChatRequest
-from rung.routing.policy import Verdict
-from rung.verify.base import Answer, Generate
+from rung.types import Answer, ChatRequest, Verdict
+from rung.verify.base import Generate
 
 
 class LogprobVerifier:

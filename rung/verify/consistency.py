@@ -8,9 +8,8 @@ import asyncio
 import dataclasses
 import re
 
-from rung.backends.base import ChatRequest
-from rung.routing.policy import Verdict
-from rung.verify.base import Answer, Generate
+from rung.types import Answer, ChatRequest, Verdict
+from rung.verify.base import Generate
 
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 

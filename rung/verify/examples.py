@@ -23,10 +23,9 @@ import secrets
 import threading
 from dataclasses import dataclass
 
-from rung.backends.base import ChatRequest
-from rung.routing.policy import Verdict
 from rung.sandbox import sandbox_exec
-from rung.verify.base import Answer, Generate
+from rung.types import Answer, ChatRequest, Verdict
+from rung.verify.base import Generate
 
 _FENCE = re.compile(r"```(?:python|py)?[ \t]*\n(.*?)```", flags=re.DOTALL)
 _INLINE_SEP = re.compile(r"\s*(==>|=>|➞|→|->|==|returns|should return)\s*(.+)$")

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import math
 
-from rung.backends.base import ChatRequest, Message
-from rung.routing.policy import Verdict
 from rung.routing.scorers import prompt_text
-from rung.verify.base import Answer, Generate
+from rung.types import Answer, ChatRequest, Message, Verdict
+from rung.verify.base import Generate
 
 _PROMPT = ("Question:\n{question}\n\nProposed answer:\n{answer}\n\n"
            "Is the proposed answer correct? Reply with only yes or no.")

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rung.backends.base import ChatRequest
 from rung.errors import ConfigError
-from rung.routing.policy import Verdict
 from rung.routing.scorers import prompt_text
-from rung.verify.base import Answer, Generate
+from rung.types import Answer, ChatRequest, Verdict
+from rung.verify.base import Generate
 
 
 class LearnedVerifier:

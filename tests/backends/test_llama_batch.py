@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from rung.backends.base import ChatRequest, Chunk, Message, ResponseFormat
 from rung.backends.llama import LlamaBackend
 from rung.backends.llama_batch import sample
 from rung.config import CatalogConfig, LlamaBackendConfig
 from rung.errors import BackendError
+from rung.types import ChatRequest, Chunk, Message, ResponseFormat
 
 PROMPTS = ["What is 2+3?", "Name a color.", "Write a haiku about the sea.",
            "What is the capital of France?", "Count from 1 to 10.", "Say hello in Spanish."]

@@ -4,10 +4,10 @@ import socket
 
 import pytest
 
-from rung.backends.base import ChatRequest, Message
 from rung.backends.openai_http import OpenAIBackend
 from rung.config import OpenAIBackendConfig
 from rung.errors import BackendTimeout, BackendUnavailable, UpstreamError
+from rung.types import ChatRequest, Message
 from tests.conftest import LiveServer, behaviour
 
 REQ = ChatRequest(messages=(Message("user", "say hi"),), max_tokens=50)

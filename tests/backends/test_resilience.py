@@ -7,11 +7,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from rung.backends.base import ChatRequest, Chunk, Message
 from rung.backends.resilience import CircuitBreaker, ResilientBackend
-from rung.cascade import Route
 from rung.errors import BackendUnavailable, UpstreamError
 from rung.gateway import Gateway
+from rung.types import ChatRequest, Chunk, Message
 from tests.conftest import behaviour, config_of, upstream_server, upstream_tier
 
 REQ = ChatRequest(messages=(Message("user", "hi"),))
@@ -112,7 +111,7 @@ async def test_retry_against_a_real_upstream() -> None:
     with upstream_server() as up:
         behaviour(up).fail_first = 2
         gw = Gateway(config_of(tiers=[upstream_tier("up", up.url, backoff_s=0.01)]))
-        text = "".join([c.text async for c in gw.stream("up", REQ, Route(requested="up"))])
+        text = "".join([c.text async for c in gw.reply("up", REQ)])
         await gw.aclose()
         assert text == "Hello from the upstream." and behaviour(up).calls == 3
 
@@ -125,9 +124,9 @@ async def test_breaker_sheds_a_dead_upstream_and_recovers() -> None:
         behaviour(bad).fail_status = 500
 
         async def ask() -> str | None:
-            route = Route(requested="rung")
-            [c async for c in gw.stream("rung", REQ, route)]
-            return route.tier
+            reply = gw.reply("rung", REQ)
+            [c async for c in reply]
+            return reply.route.tier
 
         assert [await ask() for _ in range(5)] == ["b"] * 5
         assert behaviour(bad).calls == 3  # after 3 failures the breaker stopped calling it

@@ -28,13 +28,8 @@ from rung.auth.keys import KeyStore
 from rung.config import Config
 from rung.devtools.upstream import UpstreamBehaviour
 from rung.server.app import create_app
-from rung.server.dashboard import (
-    CSP,
-    add_dashboard_routes,
-    bucket_seconds,
-    percentiles,
-    summarize,
-)
+from rung.server.dashboard import CSP, add_dashboard_routes
+from rung.store.analytics import bucket_seconds, percentiles, summarize
 from rung.store.sqlite import SqliteStore
 from rung.store.trace import Trace
 from tests.conftest import (
@@ -424,7 +419,7 @@ def test_page_and_static_files(site: Site) -> None:
 
 
 def test_drift_status_appears_when_set(tmp_path: Path) -> None:
-    from rung.server.dashboard import DRIFT
+    from rung.server.state import DRIFT
 
     app = create_app(
         _config("http://127.0.0.1:9", "http://127.0.0.1:9"), store=SqliteStore(tmp_path / "t.db")

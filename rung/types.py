@@ -1,0 +1,327 @@
+"""The records every part of rung shares, in one place and free of I/O.
+
+A request moves through rung as these small typed objects:
+
+    ChatRequest (messages, sampling, response format)
+      -> Chunk ... Chunk          what a backend streams (text, logprobs, usage)
+      -> Answer                   one tier's buffered answer, what a verifier reads
+      -> Verdict                  one verifier's view of one answer
+      -> Attempt                  one tier's turn: outcome, verdicts, usage, timings, cost
+      -> Route                    the whole decision: reason, score, attempts, who answered
+
+``Attempt`` and ``Route`` are frozen: the cascade builds them, everybody else reads them
+(the server, the CLI, the evaluator, traces, metrics, telemetry, the dashboard, drift).
+A stored trace keeps the route as JSON in the shape :meth:`Route.as_dict` writes, and
+:meth:`Route.from_dict` reads any trace ever stored back into these records.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Literal
+
+Role = Literal["system", "user", "assistant"]
+FinishReason = Literal["stop", "length"]
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseFormat:
+    """``json_object`` asks for any valid JSON; ``json_schema`` for JSON matching ``schema``."""
+
+    type: Literal["text", "json_object", "json_schema"] = "text"
+    schema: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    """A validated chat request, independent of any wire format."""
+
+    messages: tuple[Message, ...]
+    max_tokens: int | None = None
+    temperature: float = 1.0
+    top_p: float = 1.0
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    logprobs: bool = False
+    top_logprobs: int = 0
+    response_format: ResponseFormat = field(default_factory=ResponseFormat)
+    # The caller wants pieces as they come; an HTTP backend may use it to pick its
+    # upstream mode. The answer's content does not depend on it.
+    stream: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TopLogprob:
+    token: str
+    logprob: float
+
+
+@dataclass(frozen=True, slots=True)
+class TokenLogprob:
+    token: str
+    logprob: float
+    top: tuple[TopLogprob, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """A piece of an answer. The last chunk of a stream carries ``finish_reason`` and
+    ``usage``; any chunk may carry text and the logprobs of the tokens it came from."""
+
+    text: str = ""
+    logprobs: tuple[TokenLogprob, ...] = ()
+    finish_reason: FinishReason | None = None
+    usage: Usage | None = None
+    # On the last chunk of a local backend: how long the request waited for a free model
+    # instance before generation started (a stage latency in traces).
+    queue_ms: float | None = None
+    # On the last chunk of a local backend: seconds of model compute spent on this
+    # request (without queueing; a batched step's time is shared among its sequences).
+    compute_s: float | None = None
+
+
+@dataclass
+class Answer:
+    """One tier's whole answer, buffered (the one mutable record: chunks are appended
+    as they arrive)."""
+
+    tier: str
+    chunks: list[Chunk] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def text(self) -> str:
+        return "".join(c.text for c in self.chunks)
+
+    @property
+    def logprobs(self) -> list[TokenLogprob]:
+        return [lp for c in self.chunks for lp in c.logprobs]
+
+    @property
+    def usage(self) -> Usage | None:
+        for c in reversed(self.chunks):
+            if c.usage is not None:
+                return c.usage
+        return None
+
+    @property
+    def queue_ms(self) -> float | None:
+        return next((c.queue_ms for c in reversed(self.chunks) if c.queue_ms is not None),
+                    None)
+
+    @property
+    def compute_s(self) -> float | None:
+        """Model compute the backend attributed to this answer (local tiers), if any."""
+        return next((c.compute_s for c in reversed(self.chunks) if c.compute_s is not None),
+                    None)
+
+    @property
+    def finish_reason(self) -> str | None:
+        for c in reversed(self.chunks):
+            if c.finish_reason is not None:
+                return c.finish_reason
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """One verifier's view of one answer. ``score`` in [0, 1]: higher = more likely wrong."""
+
+    name: str
+    score: float
+    accept: bool
+    detail: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "score": self.score, "accept": self.accept,
+                "detail": self.detail}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Verdict:
+        score = d.get("score")
+        return cls(name=str(d.get("name", "?")),
+                   score=float(score) if isinstance(score, int | float) else 0.0,
+                   accept=bool(d.get("accept")), detail=str(d.get("detail", "")))
+
+
+class Outcome(StrEnum):
+    """How one tier's turn ended. The values are what stored traces and metric labels
+    say; they are fixed here, not derived from exception class names, so renaming a
+    class changes neither."""
+
+    PENDING = "pending"  # never finished (the client left, or the request was cancelled)
+    ANSWERED = "answered"
+    REJECTED = "rejected"  # its verifiers rejected the answer: escalated
+    FAILED = "BackendError"
+    TIMEOUT = "BackendTimeout"
+    UNAVAILABLE = "BackendUnavailable"
+    UPSTREAM_ERROR = "UpstreamError"
+    OVERLOADED = "Overloaded"
+
+    @property
+    def moved_on(self) -> bool:
+        """The request went past this tier (rejected, or the tier failed)."""
+        return self not in (Outcome.ANSWERED, Outcome.PENDING)
+
+    @classmethod
+    def parse(cls, value: object) -> Outcome:
+        """A stored outcome; one this version does not know reads as FAILED."""
+        try:
+            return cls(str(value))
+        except ValueError:
+            return cls.FAILED
+
+
+def _round(x: float | None, digits: int) -> float | None:
+    return round(x, digits) if x is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One tier's turn at a request."""
+
+    tier: str
+    outcome: Outcome
+    start: float  # unix seconds
+    ms: float | None = None  # the whole turn: generation and verification
+    generate_ms: float | None = None
+    verify_ms: float | None = None
+    queue_ms: float | None = None
+    verdicts: tuple[Verdict, ...] = ()
+    usage: Usage | None = None
+    compute_s: float | None = None  # local model compute of the tier's own answer
+    cost: float = 0.0  # what the tier's own answer cost (verifiers' calls: on the route)
+    why: str | None = None  # why its answer was rejected
+    answer: str | None = None  # a rejected answer's text (traces only)
+    verified: bool = False  # its verifiers ran (an empty ``verdicts`` may still be that)
+
+    def as_dict(self, *, answers: bool = True) -> dict[str, Any]:
+        """The stored JSON shape: keys only for what is known."""
+        d: dict[str, Any] = {"tier": self.tier, "outcome": self.outcome.value,
+                             "start": self.start}
+        if self.ms is not None:
+            d["ms"] = round(self.ms, 3)
+        if self.generate_ms is not None:
+            d["generate_ms"] = round(self.generate_ms, 3)
+        if self.verify_ms is not None:
+            d["verify_ms"] = round(self.verify_ms, 3)
+        if self.verified:
+            d["verdicts"] = [v.as_dict() for v in self.verdicts]
+        if self.usage is not None:
+            d["usage"] = [self.usage.prompt_tokens, self.usage.completion_tokens]
+        if self.queue_ms is not None:
+            d["queue_ms"] = self.queue_ms
+        if self.compute_s is not None:
+            d["compute_s"] = round(self.compute_s, 6)
+        if self.cost:
+            d["cost"] = self.cost
+        if self.why is not None:
+            d["why"] = self.why
+        if answers and self.answer is not None:
+            d["answer"] = self.answer
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Attempt:
+        usage = d.get("usage")
+        verdicts = d.get("verdicts")
+        return cls(
+            tier=str(d.get("tier") or "?"), outcome=Outcome.parse(d.get("outcome")),
+            start=float(d.get("start") or 0.0), ms=d.get("ms"),
+            generate_ms=d.get("generate_ms"), verify_ms=d.get("verify_ms"),
+            queue_ms=d.get("queue_ms"),
+            verdicts=tuple(Verdict.from_dict(v) for v in verdicts or () if isinstance(v, dict)),
+            usage=Usage(int(usage[0]), int(usage[1])) if usage else None,
+            compute_s=d.get("compute_s"), cost=float(d.get("cost") or 0.0), why=d.get("why"),
+            answer=d.get("answer"), verified=verdicts is not None)
+
+
+@dataclass(frozen=True, slots=True)
+class Judged:
+    """A sampled judge's verdict on an answered trace (``rung.drift.judging``)."""
+
+    verdict: Verdict
+    tier: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.verdict.as_dict(), "tier": self.tier}
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Who answered a request and why: the routing decision and every tier's turn."""
+
+    requested: str
+    tier: str | None = None
+    reason: str = ""
+    score: float | None = None
+    router_ms: float = 0.0
+    start: int = 0
+    escalations: int = 0
+    cost: float = 0.0
+    # Model compute the request spent on local tiers, every attempt and verifier included
+    # (None when no local tier reported any).
+    compute_s: float | None = None
+    attempts: tuple[Attempt, ...] = ()
+    judged: Judged | None = None
+
+    @property
+    def escalated(self) -> bool:
+        """The request moved past at least one tier (rejected or failed there)."""
+        return self.escalations > 0 or any(a.outcome.moved_on for a in self.attempts)
+
+    def as_dict(self, *, answers: bool = True) -> dict[str, Any]:
+        """For the trace (``answers``: each tier's rejected answer too) or, without them,
+        for the client."""
+        d: dict[str, Any] = {"tier": self.tier, "reason": self.reason, "score": self.score,
+                             "router_ms": round(self.router_ms, 3), "start": self.start,
+                             "escalations": self.escalations, "cost": self.cost,
+                             "compute_s": _round(self.compute_s, 6),
+                             "attempts": [a.as_dict(answers=answers) for a in self.attempts]}
+        if self.judged is not None:
+            d["judged"] = self.judged.as_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], *, requested: str = "") -> Route:
+        """Read a stored route back; missing keys take their defaults."""
+        judged = d.get("judged")
+        score = d.get("score")
+        return cls(
+            requested=requested, tier=d.get("tier"), reason=str(d.get("reason") or ""),
+            score=float(score) if isinstance(score, int | float) else None,
+            router_ms=float(d.get("router_ms") or 0.0), start=int(d.get("start") or 0),
+            escalations=int(d.get("escalations") or 0), cost=float(d.get("cost") or 0.0),
+            compute_s=d.get("compute_s"),
+            attempts=tuple(Attempt.from_dict(a) for a in d.get("attempts") or ()
+                           if isinstance(a, dict)),
+            judged=(Judged(Verdict.from_dict(judged), str(judged.get("tier", "?")))
+                    if isinstance(judged, dict) else None))
+
+    def header(self) -> str:
+        """The ``x-rung-route`` header: reason, score, then each tier's outcome."""
+        parts = [f"reason={self.reason}"]
+        if self.score is not None:
+            parts.append(f"score={self.score:.3f}")
+        for a in self.attempts:
+            verdicts = ",".join(f"{v.name}={v.score:.2f}{'+' if v.accept else '-'}"
+                                for v in a.verdicts)
+            parts.append(f"{a.tier}:{a.outcome.value}" + (f"({verdicts})" if verdicts else ""))
+        return ";".join(parts)
