@@ -111,20 +111,27 @@ class Reply:
 
 async def _with_deadline(it: AsyncIterator[Chunk], seconds: float | None,
                          tier: str) -> AsyncGenerator[Chunk, None]:
-    """Apply one deadline to a whole stream, without a timeout spanning yields."""
-    if seconds is None:
-        async for chunk in it:
-            yield chunk
-        return
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            chunk = await asyncio.wait_for(it.__anext__(), deadline - time.monotonic())
-        except StopAsyncIteration:
+    """Apply one deadline to a whole stream, without a timeout spanning yields. Closing
+    this closes the backend's stream too (at once, not when it is garbage-collected)."""
+    try:
+        if seconds is None:
+            async for chunk in it:
+                yield chunk
             return
-        except TimeoutError as exc:
-            raise BackendTimeout(f"tier {tier}: no complete answer within {seconds} s") from exc
-        yield chunk
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                chunk = await asyncio.wait_for(it.__anext__(), deadline - time.monotonic())
+            except StopAsyncIteration:
+                return
+            except TimeoutError as exc:
+                raise BackendTimeout(f"tier {tier}: no complete answer within {seconds} s") \
+                    from exc
+            yield chunk
+    finally:
+        aclose = getattr(it, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 class Cascade:

@@ -10,7 +10,16 @@ import pytest
 
 from rung.errors import BackendUnavailable, ConfigError, NoTierAvailable
 from rung.gateway import Gateway
-from rung.types import ChatRequest, Chunk, Message, ResponseFormat, Route, TokenLogprob, Usage
+from rung.types import (
+    ChatRequest,
+    Chunk,
+    Message,
+    Outcome,
+    ResponseFormat,
+    Route,
+    TokenLogprob,
+    Usage,
+)
 from tests.conftest import config_of
 
 
@@ -254,3 +263,39 @@ async def test_cost_counts_every_generation() -> None:
               _tier("b", cost=cost)], [a, Scripted("b", ["y"])])
     _, route = await _run(gw, Q)
     assert route.cost == pytest.approx(20.0)  # 10 prompt tokens on each tier at 1 per token
+
+
+async def test_a_reply_is_lazy_and_its_route_is_a_frozen_record() -> None:
+    a, b = Scripted("a", ["x"], logprob=-9), Scripted("b", ["y"])
+    gw = _gw([_tier("a", {"type": "logprob", "min_logprob": -1.0}), _tier("b")], [a, b])
+    reply = gw.reply("rung", Q)
+    assert reply.route.attempts == () and not a.calls  # nothing runs before it is read
+    text = "".join([c.text async for c in reply])
+    route = reply.route
+    assert (text, route.tier) == ("y", "b")
+    assert [x.outcome for x in route.attempts] == [Outcome.REJECTED, Outcome.ANSWERED]
+    assert route.attempts[0].cost == 0.0 and route.attempts[1].generate_ms is not None
+    assert route == reply.route  # a finished reply's route no longer changes
+
+
+async def test_closing_a_reply_mid_stream_settles_its_attempt() -> None:
+    class Two(Scripted):
+        closed = False
+
+        async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
+            try:
+                yield Chunk(text="one ")
+                yield Chunk(text="two")
+                yield Chunk(finish_reason="stop", usage=Usage(3, 2))
+            finally:
+                self.closed = True
+
+    a = Two("a", ["unused"])
+    gw = _gw([_tier("a")], [a])
+    reply = gw.reply("a", Q)
+    first = await reply.__anext__()
+    await reply.aclose()  # the client left after the first chunk
+    route = reply.route
+    assert first.text == "one " and a.closed
+    assert route.tier == "a" and route.attempts[0].outcome is Outcome.ANSWERED
+    assert route.attempts[0].ms is not None  # its turn was timed: the stream was closed
