@@ -8,6 +8,18 @@ Circuit breaker, per upstream: ``failures`` failed calls within ``window_s`` ope
 open every call fails at once (BackendUnavailable), so the cascade moves to the next
 tier without waiting; after ``cooldown_s`` one probe is let through (half-open); its
 success closes the breaker, its failure opens it again.
+
+Every call ends with a verdict, so a probe can never hold the half-open slot forever:
+
+- the upstream finished (its stream ended, or it sent the chunk carrying
+  ``finish_reason``, even if the caller stopped reading after that): a success;
+- the backend raised anything (a BackendError or a bug such as a ValueError): a failure;
+- the caller gave up before the first chunk (the tier's deadline, a client that left;
+  seen here as a cancellation or an early ``aclose``): a failure, since the upstream
+  did not start answering in the time it was given;
+- the caller gave up mid-answer: no verdict. The upstream was answering, and a client
+  that stops a generation must not open the breaker of a healthy upstream; a probe
+  cut off this way frees the half-open slot, so the next call probes again.
 """
 
 from __future__ import annotations
@@ -16,7 +28,7 @@ import asyncio
 import random
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 
 from rung.backends.base import Backend
 from rung.errors import BackendError, BackendTimeout, BackendUnavailable, UpstreamError
@@ -75,6 +87,10 @@ class CircuitBreaker:
             self._opened_at = now
             self._recent.clear()
 
+    def release(self) -> None:
+        """The probe ended without a verdict: the next call probes instead."""
+        self._probing = False
+
 
 class ResilientBackend:
     """Wraps a backend with retries and a circuit breaker; same interface."""
@@ -99,15 +115,18 @@ class ResilientBackend:
     async def aclose(self) -> None:
         await self.inner.aclose()
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[Chunk, None]:
         attempt = 0
         while True:
+            probe = self.breaker.state != "closed"  # if allowed, this call is the probe
             if not self.breaker.allow():
                 raise BackendUnavailable(f"tier {self.name}: circuit breaker is open")
-            started = False
+            started = finished = False
+            chunks = self.inner.stream(request)
             try:
-                async for chunk in self.inner.stream(request):
+                async for chunk in chunks:
                     started = True
+                    finished = finished or chunk.finish_reason is not None
                     yield chunk
             except BackendError as exc:
                 self.breaker.failure()
@@ -117,5 +136,19 @@ class ResilientBackend:
                 delay = self._rng.uniform(0, self.backoff_s * 2 ** (attempt - 1))
                 await self._sleep(delay)  # type: ignore[misc]
                 continue
+            except (asyncio.CancelledError, GeneratorExit):  # the caller gave up
+                if finished:
+                    self.breaker.success()
+                elif not started:
+                    self.breaker.failure()
+                elif probe:
+                    self.breaker.release()
+                raise
+            except BaseException:
+                self.breaker.failure()
+                raise
+            finally:
+                if isinstance(chunks, AsyncGenerator):
+                    await chunks.aclose()  # stop the upstream's generation now, not at GC
             self.breaker.success()
             return
