@@ -7,7 +7,7 @@ RouteLLM's GSM8K table has Mixtral's (weak) answers; a ``rung eval run`` directo
 ``gsm8k/test.jsonl`` (or part of it) has each local tier's greedy answer to the same
 questions; several runs are merged. On the
 questions in both, the cross-check's score is 1 - agreement (the final answers compared by
-``rung.verify.consistency.final_answer``, as the ``self_consistency`` verifier with
+``rung.verify.final.answer_key``, as the ``self_consistency`` verifier with
 ``tier`` set does), the learned verifier's is its 5-fold out-of-fold score over all 909
 items, and both together average the two, which escalates every answer the checker
 disagrees with first, in the learned verifier's order, then the rest. Cascade APGR, 95% bootstrap interval.
@@ -27,7 +27,7 @@ from rung.eval.outcomes import answers_on
 from rung.eval.routing import bootstrap_apgr, cross_val, fit_verifier
 from rung.routing.data import load_outcomes
 from rung.routing.metrics import evaluate
-from rung.verify.consistency import final_answer
+from rung.verify.final import answer_key
 
 MAX_SCORES = (0.5, 0.55, 0.6)
 
@@ -61,8 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, got in tiers.items():
         idx = np.array(sorted(got))
         w, s = weak[idx], strong[idx]
-        agree = np.array([float(final_answer(str(got[i]["answer"]))
-                                == final_answer(rows[i].weak_response or "")) for i in idx])
+        agree = np.array([float(answer_key(str(got[i]["answer"]))
+                                == answer_key(rows[i].weak_response or "")) for i in idx])
         secs = float(np.mean(seconds.get(name, [float("nan")])))
         cells = []
         for scores in (verifier[idx], 1.0 - agree, (verifier[idx] + 1.0 - agree) / 2):

@@ -9,33 +9,12 @@ import re
 from rung.eval.datasets import Item
 from rung.sandbox import sandbox_run
 from rung.verify.examples import extract_code
-
-_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
-
-
-def final_number(text: str) -> str | None:
-    """The model's final number: after 'The answer is' / '####' if present, else the last
-    number in the text. Commas and a trailing '.0' are dropped."""
-    for marker in (r"answer is", r"####"):
-        parts = re.split(marker, text, flags=re.IGNORECASE)
-        if len(parts) > 1:
-            nums = _NUMBER.findall(parts[-1])
-            if nums:
-                return _norm(nums[0])
-    nums = _NUMBER.findall(text)
-    return _norm(nums[-1]) if nums else None
-
-
-def _norm(n: str) -> str:
-    n = n.replace(",", "")
-    if "." in n:
-        n = n.rstrip("0").rstrip(".")
-    return n or "0"
+from rung.verify.final import final_number
 
 
 def is_correct(item: Item, answer: str) -> bool:
     if item.dataset == "gsm8k":
-        return final_number(answer) == _norm(item.reference)
+        return final_number(answer) == final_number(item.reference)
     if item.dataset == "mc":
         m = re.search(r"\b([A-J])\b", answer.strip().upper())
         return m is not None and m.group(1) == item.reference

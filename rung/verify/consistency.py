@@ -6,25 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import re
 
 from rung.types import Answer, ChatRequest, Verdict
 from rung.verify.base import Generate
-
-_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
-
-
-def final_answer(text: str) -> str:
-    """The last number in the text (commas dropped, trailing .0 dropped), else the text
-    normalised (lower case, words only)."""
-    tail = text.rsplit("####", 1)[-1]
-    numbers = _NUMBER.findall(tail)
-    if numbers:
-        n = str(numbers[-1]).replace(",", "")
-        if "." in n:
-            n = n.rstrip("0").rstrip(".")
-        return n
-    return " ".join(re.findall(r"\w+", text.lower()))[:200]
+from rung.verify.final import answer_key
 
 
 class ConsistencyVerifier:
@@ -48,8 +33,8 @@ class ConsistencyVerifier:
                 for i in range(self.samples)]
         sampler = self.tier or answer.tier
         others = await asyncio.gather(*(generate(sampler, r) for r in reqs))
-        mine = final_answer(answer.text)
-        agree = sum(1 for o in others if final_answer(o.text) == mine) / len(others)
+        mine = answer_key(answer.text)
+        agree = sum(1 for o in others if answer_key(o.text) == mine) / len(others)
         by = f" by {sampler}" if self.tier else ""
         return Verdict(self.name, 1.0 - agree, agree >= self.min_agreement,
                        f"agreement {agree:.2f}{by} on {mine[:20]!r}")

@@ -15,13 +15,12 @@ import re
 from collections.abc import Callable
 from itertools import pairwise
 
-_NUM = r"-?\$?\d[\d,]*(?:\.\d+)?%?"
+from rung.verify.final import final_value, marked_answer, numbers
+
 _EXPR = r"[\d \t\.\,\+\-\*/x×÷\(\)\$%]+"
 # "<<12*3=36>>" annotations and plain "12 * 3 = 36 = 30 + 6" chains.
 _ANNOT = re.compile(r"<<([^<>=]+)=([^<>]+)>>")
 _CHAIN = re.compile(rf"{_EXPR}(?:={_EXPR})+")
-_FINAL = re.compile(r"####\s*([^\n]*)")
-_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 _HEDGES = (
     "assum",
     "approximately",
@@ -69,14 +68,6 @@ FEATURE_NAMES = (
     "has_percent",
     "log_final",
 )
-
-
-def _to_float(text: str) -> float | None:
-    cleaned = text.replace(",", "").replace("$", "").replace("%", "").strip()
-    try:
-        return float(cleaned)
-    except ValueError:
-        return None
 
 
 def safe_eval(expr: str) -> float | None:
@@ -151,31 +142,17 @@ def arithmetic_checks(response: str) -> tuple[int, int]:
     return checked, wrong
 
 
-def final_answer(response: str) -> str | None:
-    """The text after the last ``####`` marker, else None."""
-    found = _FINAL.findall(response)
-    return found[-1].strip() if found else None
-
-
 def _numbers(text: str) -> list[float]:
-    out = []
-    for raw in _NUMBER.findall(text):
-        value = _to_float(raw)
-        if value is not None:
-            out.append(value)
-    return out
+    return [float(n) for n in numbers(text)]
 
 
 def response_features(prompt: str, response: str) -> list[float]:
     """The values of FEATURE_NAMES for one (question, answer) pair."""
     checked, wrong = arithmetic_checks(response)
-    final_text = final_answer(response)
-    final_nums = _numbers(final_text) if final_text else []
+    final_text = marked_answer(response)
+    value = final_value(response)
+    final = float(value) if value is not None else None
     body_text = response.rsplit("####", 1)[0]
-    if not final_nums:
-        tail = _numbers(body_text)
-        final_nums = tail[-1:] if tail else []
-    final = final_nums[0] if final_nums else None
     q_nums = set(_numbers(prompt))
     r_nums = _numbers(body_text)
     r_set = set(r_nums)

@@ -12,10 +12,11 @@ import pytest
 from rung.cli.main import main
 from rung.devtools.upstream import UpstreamBehaviour
 from rung.eval import datasets
-from rung.eval.checks import final_number, is_correct
+from rung.eval.checks import is_correct
 from rung.routing.data import load_outcomes
 from rung.sandbox import sandbox_run
 from rung.verify.examples import extract_code
+from rung.verify.final import final_number
 from tests.conftest import SHARED_DATA, upstream_server
 
 GSM8K = SHARED_DATA / "routellm" / "gsm8k" / "test.jsonl"

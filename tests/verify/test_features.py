@@ -7,10 +7,10 @@ import pytest
 from rung.verify.features import (
     FEATURE_NAMES,
     arithmetic_checks,
-    final_answer,
     response_features,
     safe_eval,
 )
+from rung.verify.final import marked_answer as final_answer
 
 
 @pytest.mark.parametrize(
