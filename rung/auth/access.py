@@ -1,15 +1,27 @@
-"""The server's gate: who is calling (401/403), and may they now (429)."""
+"""The server's gate: who is calling (401/403), and may they now (429).
+
+Both run on the event loop, so neither waits on SQLite per request. A key looked up is
+kept in memory for ``KEY_TTL_S`` (unknown secrets too, so a client retrying a wrong key
+costs nothing): a revoked key stops working at most ``KEY_TTL_S`` (2 s) after
+``rung keys revoke``; a new key works at once (its secret was never seen before). Spend
+for budgets is read in a thread (see :mod:`rung.auth.limits`).
+"""
 
 from __future__ import annotations
 
+import concurrent.futures
+import threading
 import time
+from collections import OrderedDict
 from pathlib import Path
 
-from rung.auth.keys import ApiKey, KeyStore
+from rung.auth.keys import ApiKey, KeyStore, key_hash
 from rung.auth.limits import Limiter
 from rung.errors import AuthError, Forbidden
 
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+KEY_TTL_S = 2.0  # the longest a revoked key keeps working in a running server
+KEY_CACHE_SIZE = 4096  # keys remembered, least recently used dropped first
 
 
 def auth_required(mode: str, host: str) -> bool:
@@ -18,9 +30,34 @@ def auth_required(mode: str, host: str) -> bool:
 
 
 class Access:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, key_ttl_s: float | None = None) -> None:
         self.keys = KeyStore(path)
-        self.limiter = Limiter(self.keys.spent_since)
+        self._ttl = KEY_TTL_S if key_ttl_s is None else key_ttl_s
+        self._cache: OrderedDict[str, tuple[float, ApiKey | None]] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        # Spend is summed on its own connection, in its own thread: a long read there
+        # never holds the connection that key lookups use.
+        self._spend_store = KeyStore(path)
+        self._spend_thread = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="rung-spend")
+        self.limiter = Limiter(self._spend_store.spent_since, run=self._spend_thread.submit)
+
+    def lookup(self, secret: str) -> ApiKey | None:
+        """The key with this secret as of at most ``KEY_TTL_S`` ago; None when unknown.
+        One indexed read per key per TTL (7 us), none for a key seen within it."""
+        digest, now = key_hash(secret), time.monotonic()
+        with self._cache_lock:
+            hit = self._cache.get(digest)
+            if hit is not None and now - hit[0] < self._ttl:
+                self._cache.move_to_end(digest)
+                return hit[1]
+        key = self.keys.lookup_hash(digest)
+        with self._cache_lock:
+            self._cache[digest] = (now, key)
+            self._cache.move_to_end(digest)
+            while len(self._cache) > KEY_CACHE_SIZE:
+                self._cache.popitem(last=False)
+        return key
 
     def authenticate(self, authorization: str | None, *, admin: bool = False) -> ApiKey:
         if not authorization:
@@ -29,7 +66,7 @@ class Access:
         scheme, _, secret = authorization.partition(" ")
         if scheme.lower() != "bearer" or not secret.strip():
             raise AuthError("Malformed Authorization header: expected 'Bearer <key>'.")
-        key = self.keys.lookup(secret.strip())
+        key = self.lookup(secret.strip())
         if key is None:
             raise AuthError("Incorrect API key provided.")
         if key.revoked is not None:
@@ -45,4 +82,6 @@ class Access:
         self.limiter.record(key.id, tokens=tokens, cost=cost, now=time.time())
 
     def close(self) -> None:
+        self._spend_thread.shutdown(wait=True, cancel_futures=True)
+        self._spend_store.close()
         self.keys.close()

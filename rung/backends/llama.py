@@ -9,12 +9,18 @@ token if running.
 
 Token logprobs are computed from the raw logits of each step by a logits processor, so
 the model needs no ``logits_all`` (which slows prompt evaluation by about 25%).
+
+The prompt is rendered and tokenized in a worker thread before the request queues, so a
+prompt that cannot fit is refused at once and never holds the event loop. One much longer
+than the context is refused from its length in bytes alone (see :meth:`_prompt`): a
+7.5 MB prompt took 10 s of CPU to tokenize before it got its 400.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import ctypes
 import logging
 import os
 import random
@@ -42,11 +48,18 @@ _END = object()
 # two threads ended the process silently (exit status 0, no output). Loads take turns.
 _LOAD_LOCK = threading.Lock()
 
+# Threads that render and tokenize prompts. llama.cpp's tokenizer releases the GIL, and
+# a prompt long enough to take more than ~0.3 s is refused before it is tokenized.
+PROMPT_THREADS = 4
+_C_SPACE = b" \t\n\v\f\r"  # what C's isspace() is true of: llama.cpp strips these
+
 
 @dataclass(eq=False)
 class _Job:
     request: ChatRequest
     loop: asyncio.AbstractEventLoop
+    tokens: list[int] = field(default_factory=list)
+    max_new: int = 0
     out: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
     cancelled: threading.Event = field(default_factory=threading.Event)
     enqueued: float = field(default_factory=time.perf_counter)
@@ -94,6 +107,8 @@ class LlamaBackend:
         self._queue: asyncio.Queue[_Job] | None = None
         self._workers: list[asyncio.Task[None]] = []
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._prep: concurrent.futures.ThreadPoolExecutor | None = None  # prompt threads
+        self._closed = False
         self._admitted = 0
         self._running = 0
         self._running_lock = threading.Lock()
@@ -103,6 +118,9 @@ class LlamaBackend:
         self.model_path: str | None = None
         self.n_ctx = cfg.n_ctx
         self._engine: BatchEngine | None = None
+        self._piece_lock = threading.Lock()
+        self._max_piece: int | None = None  # bytes in the vocabulary's longest token
+        self._strips = False  # whether a special token swallows whitespace next to it
 
     # -- lifecycle -----------------------------------------------------------------
     @property
@@ -155,6 +173,8 @@ class LlamaBackend:
         self._queue = asyncio.Queue()
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=self._cfg.instances, thread_name_prefix=f"rung-{self.name}")
+        self._prep = concurrent.futures.ThreadPoolExecutor(
+            max_workers=PROMPT_THREADS, thread_name_prefix=f"rung-{self.name}-prompt")
         loop = asyncio.get_running_loop()
         try:
             self._llms = await loop.run_in_executor(self._executor, self._load)
@@ -170,6 +190,7 @@ class LlamaBackend:
         log.info("tier %s: loaded %s x%d", self.name, self.model_path, len(self._llms))
 
     async def aclose(self) -> None:
+        self._closed = True
         for w in self._workers:
             w.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
@@ -177,7 +198,9 @@ class LlamaBackend:
         if self._engine is not None:
             self._engine.close()
             self._engine = None
-        if self._executor is not None:
+        if self._prep is not None:  # prompts being prepared finish (they read the model)
+            self._prep.shutdown(wait=True)
+        if self._executor is not None:  # no thread may still use a model freed below
             self._executor.shutdown(wait=True, cancel_futures=True)
         for llm in self._llms:
             llm.close()
@@ -202,17 +225,23 @@ class LlamaBackend:
             raise Overloaded(f"tier {self.name}: queue is full ({self._cfg.queue_size} waiting)")
         job = _Job(request, asyncio.get_running_loop())
         batched = self._engine is not None and request.response_format.type == "text"
-        tokens = self._prompt_tokens(self._llms[0], request) if batched else []
         # A request holds its admission until its consumer is done with it (not until the
         # thread winds down), so a client that sends the next request the moment it has
-        # the last answer is never refused for a slot that is being released.
+        # the last answer is never refused for a slot that is being released. It is taken
+        # before the prompt is prepared, so requests preparing at once all count.
         self._admitted += 1
-        if batched:
-            assert self._engine is not None
-            self._engine.submit(job, tokens, self._max_new(request, len(tokens)))
-        else:
-            self._queue.put_nowait(job)
         try:
+            if self._closed:
+                raise BackendError(f"tier {self.name}: the model was unloaded")
+            job.tokens, job.max_new = await job.loop.run_in_executor(
+                self._prep, self._prompt, request)
+            if self._closed:  # unloaded while the prompt was prepared
+                raise BackendError(f"tier {self.name}: the model was unloaded")
+            if batched:
+                assert self._engine is not None
+                self._engine.submit(job, job.tokens, job.max_new)
+            else:
+                self._queue.put_nowait(job)
             while True:
                 item = await job.out.get()
                 if item is _END:
@@ -268,9 +297,8 @@ class LlamaBackend:
 
         req = job.request
         t_start = time.perf_counter()
-        tokens = self._prompt_tokens(llm, req)
+        tokens, max_new = job.tokens, job.max_new
         n_prompt = len(tokens)
-        max_new = self._max_new(req, n_prompt)
         capture = _LogprobCapture() if req.logprobs else None
         processors = llama_cpp.LogitsProcessorList([capture]) if capture else None
         llm.set_seed(req.seed if req.seed is not None else random.getrandbits(31))
@@ -309,26 +337,103 @@ class LlamaBackend:
                        queue_ms=round(job.queue_ms, 3),
                        compute_s=round(time.perf_counter() - t_start, 6)))
 
-    def _prompt_tokens(self, llm: Any, request: ChatRequest) -> list[int]:
+    def _render(self, request: ChatRequest) -> tuple[bytes, bool]:
+        """The prompt through the chat template, and whether to add BOS."""
         fmt = self._formatter(messages=[{"role": m.role, "content": m.content}
                                         for m in request.messages])
-        return list(llm.tokenize(fmt.prompt.encode("utf-8"), add_bos=not fmt.added_special,
-                                 special=True))
+        return fmt.prompt.encode("utf-8"), not fmt.added_special
+
+    def _prompt(self, request: ChatRequest) -> tuple[list[int], int]:
+        """The prompt's tokens and the completion budget; raises ContextLengthExceeded.
+
+        Blocking (seconds for a long prompt): runs in a worker thread. A prompt of more
+        than ``n_ctx`` tokens never fits, so no more than ``n_ctx`` tokens are kept. Before
+        that, a prompt is refused from its size alone when it must have at least ``n_ctx``
+        tokens: with the BPE and SentencePiece tokenizers of llama.cpp every token stands
+        for a piece of the text (they do not normalise it away), and no token's piece is
+        longer than the vocabulary's longest, so ``tokens >= bytes / longest piece``
+        (SmolLM2: 81 bytes, so prompts over 166 kB). Only whitespace can be dropped (next
+        to a special token marked lstrip/rstrip), so with such tokens only the other bytes
+        count. That bound errs only towards tokenizing: a prompt that could fit is never
+        refused by it.
+        """
+        data, add_bos = self._render(request)
+        n_ctx = self._cfg.n_ctx
+        # Only a prompt far longer than the context (16 bytes a token) looks for the
+        # longest piece, so ordinary requests never wait while it is found.
+        bound = self._piece_bound() if len(data) >= 16 * n_ctx else None
+        if bound is not None:
+            longest, strips = bound
+            size = len(data.translate(None, _C_SPACE)) if strips else len(data)
+            if size >= n_ctx * longest:
+                self._too_long(request, -(-size // longest), at_least=True)
+        tokens, n_prompt = _tokenize(self._llms[0], data, add_bos=add_bos, limit=n_ctx)
+        return tokens, self._max_new(request, n_prompt)
+
+    def _piece_bound(self) -> tuple[int, bool] | None:
+        """Bytes in the longest token's text, and whether a special token drops the
+        whitespace next to it; None for tokenizers the bound does not cover (WordPiece
+        and Unigram normalise the text, so a token may stand for more of it)."""
+        import llama_cpp
+
+        with self._piece_lock:  # computed once (0.3 s for 49k tokens), in a worker thread
+            if self._max_piece is None:
+                vocab = self._llms[0]._model.vocab
+                kind = llama_cpp.llama_vocab_type(vocab)
+                if kind not in (llama_cpp.LLAMA_VOCAB_TYPE_SPM, llama_cpp.LLAMA_VOCAB_TYPE_BPE):
+                    self._max_piece = 0
+                else:
+                    buf = ctypes.create_string_buffer(1)
+                    strip = llama_cpp.LLAMA_TOKEN_ATTR_LSTRIP | llama_cpp.LLAMA_TOKEN_ATTR_RSTRIP
+                    longest, strips = 0, False
+                    for t in range(llama_cpp.llama_vocab_n_tokens(vocab)):
+                        # With no room, token_to_piece returns minus the piece's length.
+                        n = abs(llama_cpp.llama_token_to_piece(vocab, t, buf, 0, 0, True))
+                        longest = max(longest, n)
+                        strips = strips or bool(llama_cpp.llama_vocab_get_attr(vocab, t) & strip)
+                    self._max_piece, self._strips = longest, strips
+            return (self._max_piece, self._strips) if self._max_piece else None
 
     def _max_new(self, request: ChatRequest, n_prompt: int) -> int:
         """The completion budget; raises when prompt plus completion cannot fit."""
         n_ctx = self._cfg.n_ctx
         max_new = request.max_tokens if request.max_tokens is not None else n_ctx - n_prompt
-        if n_prompt + max_new > n_ctx:
-            raise ContextLengthExceeded(
-                f"This model's maximum context length is {n_ctx} tokens. However, you "
-                f"requested {n_prompt + max_new} tokens ({n_prompt} in the messages, "
-                f"{max_new} in the completion).", param="messages")
+        if max_new < 1 or n_prompt + max_new > n_ctx:
+            self._too_long(request, n_prompt, at_least=False)
         return max_new
+
+    def _too_long(self, request: ChatRequest, n_prompt: int, *, at_least: bool) -> None:
+        n_ctx, least = self._cfg.n_ctx, "at least " if at_least else ""
+        head = f"This model's maximum context length is {n_ctx} tokens. However, "
+        if request.max_tokens is None:
+            raise ContextLengthExceeded(
+                f"{head}your messages resulted in {least}{n_prompt} tokens. Please reduce "
+                f"the length of the messages.", param="messages")
+        max_new = request.max_tokens
+        raise ContextLengthExceeded(
+            f"{head}you requested {least}{n_prompt + max_new} tokens ({least}{n_prompt} in "
+            f"the messages, {max_new} in the completion).", param="messages")
 
     def count_prompt_tokens(self, request: ChatRequest) -> int:
         """Tokens the prompt takes on this model (used by estimates and tests)."""
-        return len(self._prompt_tokens(self._llms[0], request))
+        data, add_bos = self._render(request)
+        return _tokenize(self._llms[0], data, add_bos=add_bos, limit=1)[1]
+
+
+def _tokenize(llm: Any, data: bytes, *, add_bos: bool, limit: int) -> tuple[list[int], int]:
+    """``(tokens, n)``: the tokens of ``data`` when there are at most ``limit``, else
+    ``([], n)``. One pass of llama.cpp's tokenizer into a buffer of ``limit`` tokens
+    (``Llama.tokenize`` makes two passes over a text longer than the model's training
+    context, then builds a Python list of every token while holding the GIL)."""
+    import llama_cpp
+
+    buf = (llama_cpp.llama_token * limit)()
+    n = llama_cpp.llama_tokenize(llm._model.vocab, data, len(data), buf, limit, add_bos, True)
+    if n == -(2**31):  # llama.cpp's overflow sign: more tokens than an int32 counts
+        raise ContextLengthExceeded("The messages are too long to tokenize.", param="messages")
+    if n < 0:
+        return [], -n
+    return list(buf[:n]), n
 
 
 _CHATML = (

@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     create.set_defaults(func=_create)
     lst = ksub.add_parser("list", help="list keys (never their secrets)")
     lst.set_defaults(func=_list)
-    revoke = ksub.add_parser("revoke", help="revoke a key by id; it gets 401 at once")
+    revoke = ksub.add_parser("revoke", help="revoke a key by id; it gets 401 within 2 s")
     revoke.add_argument("id")
     revoke.set_defaults(func=_revoke)
     for q in (create, lst, revoke):

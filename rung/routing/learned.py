@@ -26,6 +26,7 @@ expected gain. Training needs scikit-learn and scipy; scoring needs only numpy (
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,7 @@ import numpy.typing as npt
 from rung.errors import ConfigError
 from rung.routing import artifact
 from rung.routing.data import Outcome
+from rung.routing.scorers import MAX_PROMPT_CHARS
 from rung.routing.structure import structure_features
 from rung.routing.text import Tfidf
 
@@ -95,28 +97,41 @@ def _fit_3class(x: Any, gain: npt.NDArray[np.int64], *, c: float) -> tuple[FArr,
 
 @dataclass
 class RouterModel:
-    """A fitted router; ``score``/``score_batch`` return floats in [0, 1]."""
+    """A fitted router; ``score``/``score_batch`` return floats in [0, 1].
+
+    Safe to call from several threads at once; the embedder loads once, on first use.
+    """
 
     components: tuple[str, ...]
     arrays: dict[str, npt.NDArray[Any]]
     tfidf: Tfidf
     meta: dict[str, Any] = field(default_factory=dict)
     _embedder: Any = None
+    _embedder_lock: threading.Lock = field(default_factory=threading.Lock, repr=False,
+                                           compare=False)
 
     @property
     def uses_embeddings(self) -> bool:
         return "emb_w" in self.arrays
 
-    def embed(self, prompts: Sequence[str]) -> E32:
+    def embedder(self) -> Any:
+        """The MiniLM embedder, loaded on first use (about 2 s; one load however many
+        threads ask at once)."""
         if self._embedder is None:
-            from rung.routing.embed import MiniLM
+            with self._embedder_lock:
+                if self._embedder is None:
+                    from rung.routing.embed import MiniLM
 
-            self._embedder = MiniLM()
-        vecs: E32 = self._embedder.embed(prompts)
+                    self._embedder = MiniLM()
+        return self._embedder
+
+    def embed(self, prompts: Sequence[str]) -> E32:
+        vecs: E32 = self.embedder().embed(prompts)
         return vecs
 
     def base_scores(self, prompts: Sequence[str], embeddings: E32 | None = None) -> FArr:
         """(n, len(components)) expected gains from each base scorer."""
+        prompts = [p[:MAX_PROMPT_CHARS] for p in prompts]
         a = self.arrays
         tf_logits = np.stack([self.tfidf.project(p, a["tfidf_w"]) for p in prompts]) + a["tfidf_b"]
         st = (np.array([structure_features(p) for p in prompts]) - a["st_mean"]) / a["st_scale"]
@@ -222,7 +237,7 @@ def train_router(
     """Fit the stack on ``outcomes``; ``embeddings`` (n, 384) may be passed precomputed."""
     from sklearn.model_selection import KFold
 
-    prompts = [o.prompt for o in outcomes]
+    prompts = [o.prompt[:MAX_PROMPT_CHARS] for o in outcomes]  # as scoring reads them
     gain = np.array([o.gain for o in outcomes], dtype=np.int64)
     if inner_folds < 2 or len(outcomes) < 2 * inner_folds or not (gain == 1).any():
         raise ConfigError("training data needs items that only the strong model gets right")

@@ -17,6 +17,12 @@ from rung.config import ScorerConfig
 from rung.errors import ConfigError
 from rung.types import ChatRequest
 
+# Scoring reads at most this much of a prompt: 3x the longest training prompt (MMLU,
+# 4,868 characters), so no prompt like those it learned from is cut, while a prompt of
+# megabytes costs milliseconds, not seconds (regexes and tokenizers hold the GIL, so even
+# a scorer run in a thread would stall the server's event loop on a 7.5 MB prompt).
+MAX_PROMPT_CHARS = 16_384
+
 
 class Scorer(Protocol):
     name: str
@@ -47,7 +53,7 @@ class HeuristicScorer:
     blocking = False
 
     def score(self, request: ChatRequest) -> float:
-        text = prompt_text(request)
+        text = prompt_text(request)[:MAX_PROMPT_CHARS]
         words = len(text.split())
         x = -2.0 + 0.6 * math.log1p(words / 10)
         x += 0.25 * min(len(re.findall(r"\d+(?:\.\d+)?", text)), 8)

@@ -8,6 +8,7 @@ non-streaming reply; ``[DONE]`` of a stream).
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 import uuid
 from collections.abc import Sequence
@@ -25,7 +26,7 @@ from rung.server.errors import error_response
 from rung.server.sinks import Finished, Sink
 from rung.server.state import ACCESS, CONFIG, GATEWAY, SINKS
 from rung.store.trace import Trace, prompt_hash
-from rung.types import Chunk, Route, TokenLogprob, Usage
+from rung.types import ChatRequest, Chunk, Route, TokenLogprob, Usage
 
 
 def route_headers(route: Route) -> dict[str, str]:
@@ -81,6 +82,19 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
             from exc
 
 
+_INLINE_BYTES = 64 * 1024
+
+
+def _parse(raw: bytes, t: Trace, *,
+           max_messages: int) -> tuple[wire.ChatCompletionBody, ChatRequest]:
+    """Parse the body, and record in the trace what the client asked."""
+    body, req = wire.parse_chat_request(raw, max_messages=max_messages)
+    t.model, t.stream = body.model, bool(body.stream)
+    t.prompt_hash = prompt_hash(req.messages)
+    t.messages = [{"role": m.role, "content": m.content} for m in req.messages]
+    return body, req
+
+
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     """The handler: the app's parts come from its keys (``rung.server.state``)."""
     app = request.app
@@ -98,11 +112,10 @@ async def answer(request: web.Request, *, config: Config, gateway: Gateway,
             ex.trace.key_id = key.id
             access.admit(key)
         raw = await _read_body(request, config.server.max_body_bytes)
-        body, req = wire.parse_chat_request(raw, max_messages=config.server.max_messages)
-        t = ex.trace
-        t.model, t.stream = body.model, bool(body.stream)
-        t.prompt_hash = prompt_hash(req.messages)
-        t.messages = [{"role": m.role, "content": m.content} for m in req.messages]
+        parse = functools.partial(_parse, raw, ex.trace, max_messages=config.server.max_messages)
+        # A body of megabytes takes tens of milliseconds to parse, hash and copy: not on
+        # the event loop (a small one is faster inline than a hop to a thread).
+        body, req = await asyncio.to_thread(parse) if len(raw) > _INLINE_BYTES else parse()
         opts = body.rung
         ex.reply = gateway.reply(body.model, req, pin=opts.tier if opts else None,
                                  thresholds=opts.thresholds if opts else None)
