@@ -20,8 +20,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from rung.backends.base import Backend
 from rung.config import TierConfig
@@ -37,7 +38,9 @@ _FAILURES = (BackendError, Overloaded)
 @dataclass
 class RouteDraft:
     """The route while the request is under way: the cascade and the gateway fill it in,
-    :meth:`freeze` gives everybody else the frozen :class:`~rung.types.Route`."""
+    :meth:`freeze` gives everybody else the frozen :class:`~rung.types.Route`. The
+    current tier's attempt stays open (a dict of its fields so far) until the next one
+    begins: it becomes a frozen :class:`~rung.types.Attempt` once, when frozen."""
 
     requested: str
     tier: str | None = None
@@ -48,7 +51,8 @@ class RouteDraft:
     escalations: int = 0
     cost: float = 0.0
     compute_s: float | None = None
-    attempts: list[Attempt] = field(default_factory=list)
+    attempts: list[Attempt] = field(default_factory=list)  # the closed ones
+    _open: dict[str, Any] | None = None
 
     def spend(self, cost: float, compute_s: float | None) -> None:
         self.cost += cost
@@ -56,17 +60,27 @@ class RouteDraft:
             self.compute_s = (self.compute_s or 0.0) + compute_s
 
     def begin(self, tier: str) -> None:
-        self.attempts.append(Attempt(tier=tier, outcome=Outcome.PENDING, start=time.time()))
+        if self._open is not None:
+            self.attempts.append(Attempt(**self._open))
+        self._open = {"tier": tier, "outcome": Outcome.PENDING, "start": time.time()}
 
-    def settle(self, **changes: object) -> None:
-        """Record how the current (last) attempt went."""
-        self.attempts[-1] = dataclasses.replace(self.attempts[-1], **changes)  # type: ignore[arg-type]
+    def settle(self, **changes: Any) -> None:
+        """Record how the current attempt went."""
+        assert self._open is not None
+        self._open.update(changes)
+
+    def elapsed_ms(self) -> float:
+        """Since the current attempt began."""
+        assert self._open is not None
+        return float((time.time() - self._open["start"]) * 1000)
 
     def freeze(self) -> Route:
+        attempts = self.attempts if self._open is None else \
+            [*self.attempts, Attempt(**self._open)]
         return Route(requested=self.requested, tier=self.tier, reason=self.reason,
                      score=self.score, router_ms=self.router_ms, start=self.start,
                      escalations=self.escalations, cost=self.cost, compute_s=self.compute_s,
-                     attempts=tuple(self.attempts))
+                     attempts=tuple(attempts))
 
 
 class Reply:
@@ -77,14 +91,19 @@ class Reply:
     read at any time and is complete once the chunks are exhausted (or the reply closed).
     """
 
-    def __init__(self, draft: RouteDraft,
-                 run: Callable[[RouteDraft], AsyncGenerator[Chunk, None]]) -> None:
+    def __init__(self, draft: RouteDraft, chunks: AsyncGenerator[Chunk, None]) -> None:
         self._draft = draft
-        self._chunks = run(draft)
+        self._chunks = chunks
+        self._final: Route | None = None
 
     @property
     def route(self) -> Route:
-        return self._draft.freeze()
+        if self._final is not None:
+            return self._final
+        route = self._draft.freeze()
+        if getattr(self._chunks, "ag_frame", None) is None:  # finished or closed: final
+            self._final = route
+        return route
 
     def __aiter__(self) -> AsyncIterator[Chunk]:
         return self._chunks
@@ -94,19 +113,6 @@ class Reply:
 
     async def aclose(self) -> None:
         await self._chunks.aclose()
-
-    async def answer(self) -> Answer:
-        """Every chunk, buffered (closes the reply)."""
-        answer = Answer(tier="")
-        t0 = time.perf_counter()
-        try:
-            async for chunk in self._chunks:
-                answer.chunks.append(chunk)
-        finally:
-            await self._chunks.aclose()
-        answer.tier = self._draft.tier or ""
-        answer.seconds = time.perf_counter() - t0
-        return answer
 
 
 async def _with_deadline(it: AsyncIterator[Chunk], seconds: float | None,
@@ -129,9 +135,14 @@ async def _with_deadline(it: AsyncIterator[Chunk], seconds: float | None,
                     from exc
             yield chunk
     finally:
-        aclose = getattr(it, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        await _close(it)
+
+
+async def _close(it: AsyncIterator[Chunk]) -> None:
+    """Close a backend's stream now (an async generator; not at garbage collection)."""
+    aclose = getattr(it, "aclose", None)
+    if aclose is not None:
+        await aclose()
 
 
 class Cascade:
@@ -141,9 +152,10 @@ class Cascade:
         self._backends = backends
         self._verifiers = verifiers
 
-    def _stream(self, tier: str, request: ChatRequest) -> AsyncGenerator[Chunk, None]:
-        return _with_deadline(self._backends[tier].stream(request),
-                              self._tiers[tier].timeout_s, tier)
+    def _stream(self, tier: str, request: ChatRequest) -> AsyncIterator[Chunk]:
+        chunks = self._backends[tier].stream(request)
+        seconds = self._tiers[tier].timeout_s
+        return chunks if seconds is None else _with_deadline(chunks, seconds, tier)
 
     async def generate(self, tier: str, request: ChatRequest) -> Answer:
         """One whole answer from one tier (also what verifiers call)."""
@@ -154,7 +166,7 @@ class Cascade:
             async for chunk in stream:
                 answer.chunks.append(chunk)
         finally:
-            await stream.aclose()
+            await _close(stream)
         answer.seconds = time.perf_counter() - t0
         return answer
 
@@ -179,9 +191,6 @@ class Cascade:
         route.settle(generate_ms=got.seconds * 1000, usage=got.usage, queue_ms=got.queue_ms,
                      compute_s=got.compute_s, cost=cost, **changes)
 
-    def _elapsed_ms(self, route: RouteDraft) -> float:
-        return (time.time() - route.attempts[-1].start) * 1000
-
     async def _verified(self, name: str, request: ChatRequest,
                         route: RouteDraft) -> tuple[Answer, bool]:
         """Buffer tier ``name``'s answer and run its verifiers: (answer, accepted).
@@ -193,7 +202,7 @@ class Cascade:
         try:
             answer = await self.generate(name, req)
         except _FAILURES as exc:
-            route.settle(outcome=exc.outcome, ms=self._elapsed_ms(route))
+            route.settle(outcome=exc.outcome, ms=route.elapsed_ms())
             raise
         t_verify = time.perf_counter()
         verdicts = tuple([await v.verify(request, answer, self._spending(route))
@@ -202,11 +211,11 @@ class Cascade:
         verify_ms = (time.perf_counter() - t_verify) * 1000
         if decision.accept:
             self._answered(route, answer, outcome=Outcome.ANSWERED, verdicts=verdicts,
-                           verified=True, verify_ms=verify_ms, ms=self._elapsed_ms(route))
+                           verified=True, verify_ms=verify_ms, ms=route.elapsed_ms())
             return answer, True
         # The rejected answer stays in the trace.
         self._answered(route, answer, outcome=Outcome.REJECTED, verdicts=verdicts,
-                       verified=True, verify_ms=verify_ms, ms=self._elapsed_ms(route),
+                       verified=True, verify_ms=verify_ms, ms=route.elapsed_ms(),
                        why=decision.reason, answer=answer.text)
         route.escalations += 1
         return answer, False
@@ -248,7 +257,7 @@ class Cascade:
                     raise  # mid-stream, or a pinned tier: the real cause, not a 503
                 continue
             finally:
-                await stream.aclose()
+                await _close(stream)
                 streamed.seconds = time.perf_counter() - t0
                 cost = self._cost(name, streamed)
                 route.spend(cost, streamed.compute_s)

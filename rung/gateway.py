@@ -81,16 +81,24 @@ class Gateway:
             return await asyncio.to_thread(self.scorer.score, request)
         return self.scorer.score(request)
 
-    async def plan(self, model: str, request: ChatRequest, route: RouteDraft, *,
-                   pin: str | None = None,
-                   thresholds: Sequence[float] | None = None) -> list[str]:
-        """The tiers to try, in order; fills in the route's reason, score and start."""
+    def _fixed_plan(self, model: str, route: RouteDraft, *,
+                    pin: str | None) -> list[str] | None:
+        """The plan of a request that names its tier (no scoring); None for the alias."""
         if pin is not None:
             route.reason = "pinned"
             return [pin]
         if model != self.config.alias:
             route.reason = "requested"
             return [model]
+        return None
+
+    async def plan(self, model: str, request: ChatRequest, route: RouteDraft, *,
+                   pin: str | None = None,
+                   thresholds: Sequence[float] | None = None) -> list[str]:
+        """The tiers to try, in order; fills in the route's reason, score and start."""
+        fixed = self._fixed_plan(model, route, pin=pin)
+        if fixed is not None:
+            return fixed
         names = self.ladder
         t0 = time.perf_counter()
         route.score = await self._score(request)
@@ -107,9 +115,13 @@ class Gateway:
         self.check(model, pin=pin, thresholds=thresholds)
         verify = model == self.config.alias and pin is None \
             and not self.config.routing.stream_unverified
+        route = RouteDraft(requested=model)
+        fixed = self._fixed_plan(model, route, pin=pin)
+        if fixed is not None:  # a named tier: straight to the cascade
+            return Reply(route, self.cascade.run(request, route, fixed, verify=verify))
 
-        async def run(route: RouteDraft) -> AsyncGenerator[Chunk, None]:
-            plan = await self.plan(model, request, route, pin=pin, thresholds=thresholds)
+        async def routed() -> AsyncGenerator[Chunk, None]:
+            plan = await self.plan(model, request, route, thresholds=thresholds)
             chunks = self.cascade.run(request, route, plan, verify=verify)
             try:
                 async for chunk in chunks:
@@ -117,4 +129,4 @@ class Gateway:
             finally:
                 await chunks.aclose()
 
-        return Reply(RouteDraft(requested=model), run)
+        return Reply(route, routed())

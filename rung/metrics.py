@@ -1,12 +1,26 @@
-"""Prometheus metrics, one registry per app (so tests and several apps never collide)."""
+"""Prometheus metrics, one registry per app (so tests and several apps never collide).
+
+The per-request families are plain counters kept on the event loop and turned into
+Prometheus samples when ``/metrics`` is scraped: a request adds to a few floats (a dict
+lookup, an addition; a histogram bisects its bounds in C) instead of taking
+prometheus_client's lock and walking its buckets for each of the ~15 updates a request
+makes. They are updated from the event loop's thread only.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Sequence
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client import CollectorRegistry, Gauge, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
                     30, 60, 120)
@@ -30,6 +44,88 @@ class _StateCollector(Collector):
             inflight.add_metric([tier], f)
             loaded.add_metric([tier], 1 if ready else 0)
         return [depth, inflight, loaded]
+
+
+class _Count:
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0.0
+
+    def inc(self, amount: float = 1.0) -> None:
+        self.value += amount
+
+
+class Counter(Collector):
+    """A counter family (``NAME_total``), by label values."""
+
+    def __init__(self, name: str, doc: str, labelnames: Sequence[str] = (), *,
+                 registry: CollectorRegistry) -> None:
+        self._name, self._doc, self._labelnames = name, doc, list(labelnames)
+        self._children: dict[tuple[str, ...], _Count] = {}
+        if not self._labelnames:
+            self.labels()  # an unlabelled family is exported from the start, at 0
+        registry.register(self)
+
+    def labels(self, *values: str) -> _Count:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = _Count()
+        return child
+
+    def inc(self, amount: float = 1.0) -> None:
+        self.labels().inc(amount)
+
+    def collect(self) -> Iterable[Metric]:
+        family = CounterMetricFamily(self._name, self._doc, labels=self._labelnames)
+        for values, child in list(self._children.items()):
+            family.add_metric(list(values), child.value)
+        return [family]
+
+
+class _Observed:
+    __slots__ = ("bounds", "counts", "sum")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)  # the last: above every bound (+Inf)
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1  # bucket ``le`` counts v <= le
+        self.sum += value
+
+
+class Histogram(Collector):
+    """A histogram family (``NAME_bucket``/``_count``/``_sum``), by label values."""
+
+    def __init__(self, name: str, doc: str, labelnames: Sequence[str] = (), *,
+                 buckets: Sequence[float], registry: CollectorRegistry) -> None:
+        self._name, self._doc, self._labelnames = name, doc, list(labelnames)
+        self._bounds = tuple(float(b) for b in buckets)
+        self._children: dict[tuple[str, ...], _Observed] = {}
+        if not self._labelnames:
+            self.labels()  # an unlabelled family is exported from the start, empty
+        registry.register(self)
+
+    def labels(self, *values: str) -> _Observed:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = _Observed(self._bounds)
+        return child
+
+    def observe(self, value: float) -> None:
+        self.labels().observe(value)
+
+    def collect(self) -> Iterable[Metric]:
+        family = HistogramMetricFamily(self._name, self._doc, labels=self._labelnames)
+        for values, child in list(self._children.items()):
+            cumulative, buckets = 0, []
+            for bound, n in zip((*self._bounds, float("inf")), child.counts, strict=True):
+                cumulative += n
+                buckets.append((floatToGoString(bound), cumulative))  # type: ignore[no-untyped-call]
+            family.add_metric(list(values), buckets, child.sum)
+        return [family]
 
 
 class Metrics:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
+import os
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 
@@ -27,6 +29,15 @@ from rung.server.sinks import Finished, Sink
 from rung.server.state import ACCESS, CONFIG, GATEWAY, SINKS
 from rung.store.trace import Trace, prompt_hash
 from rung.types import ChatRequest, Chunk, Route, TokenLogprob, Usage
+
+# Request ids: 64 random bits per process, then a counter (a random id per request cost
+# a getrandom() syscall each, 5-20 us here); unique across processes and replicas alike.
+_ID_PREFIX = os.urandom(8).hex()
+_ID_COUNTER = itertools.count()
+
+
+def _request_id() -> str:
+    return f"chatcmpl-{_ID_PREFIX}{next(_ID_COUNTER):016x}"
 
 
 def route_headers(route: Route) -> dict[str, str]:
@@ -44,6 +55,7 @@ class Exchange:
     t_first: float | None = None
     reply: Reply | None = None
     finished: bool = False
+    shown: dict[str, Any] | None = None  # the route as the client sees it, once finished
 
     def first_token(self) -> None:
         if self.t_first is None:
@@ -65,6 +77,9 @@ class Exchange:
             t.tier, t.cost, t.score = route.tier, route.cost, route.score
             t.escalated = route.escalated
             t.route = route.as_dict(answers=not self.redact)
+            # What the client is shown: the same, unless a rejected answer is in it.
+            self.shown = t.route if self.redact or all(
+                a.answer is None for a in route.attempts) else route.as_dict(answers=False)
         if self.redact:
             t.messages, t.response = None, None
         done = Finished(t, route, usage_known=usage is not None)
@@ -104,7 +119,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 
 async def answer(request: web.Request, *, config: Config, gateway: Gateway,
                  access: Access | None, sinks: Sequence[Sink]) -> web.StreamResponse:
-    rid = f"chatcmpl-{uuid.uuid4().hex}"
+    rid = _request_id()
     ex = Exchange(sinks, config.store.redact, Trace(id=rid, time=time.time(), model=""))
     try:
         if access is not None:
@@ -152,7 +167,7 @@ async def _full_response(reply: Reply, ex: Exchange, *, rid: str,
     body = wire.completion_json(
         rid=rid, model=route.tier or route.requested, text=text,
         logprobs=lps if with_logprobs else None, finish_reason=last.finish_reason,
-        usage=last.usage, rung=route.as_dict(answers=False))
+        usage=last.usage, rung=ex.shown if ex.shown is not None else route.as_dict(answers=False))
     return web.Response(body=body, content_type="application/json",
                         headers=route_headers(route))
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -11,8 +11,12 @@ from rung.store.trace import Trace
 
 
 class TraceStore(Protocol):
-    async def write(self, trace: Trace) -> None:
-        """Return once the trace is durable."""
+    def write(self, trace: Trace) -> Awaitable[None]:
+        """From the event loop: done once the trace is durable."""
+        ...
+
+    def write_sync(self, trace: Trace) -> None:
+        """From any thread without a loop: return once the trace is durable."""
         ...
 
     def query(self, *, since: float | None = None, until: float | None = None,

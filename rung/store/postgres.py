@@ -20,7 +20,7 @@ import psycopg
 from psycopg import conninfo
 
 from rung.errors import ConfigError
-from rung.store.batching import BatchWriter, Item, filter_sql
+from rung.store.batching import BatchWriter, Item, filter_sql, json_text
 from rung.store.sqlite import COLUMNS
 from rung.store.trace import Trace
 
@@ -123,9 +123,9 @@ def _text(value: Any) -> Any:
 
 def to_row(t: Trace) -> tuple[Any, ...]:
     # getattr, not as_dict(): asdict deep-copies and was half the cost of a write.
-    # json.dumps writes NUL as the escape \u0000, which a TEXT column holds fine.
+    # JSON writes NUL as the escape \u0000, which a TEXT column holds fine.
     values = [getattr(t, c) for c in COLUMNS]
-    return tuple(json.dumps(v) if c in _JSON and v is not None else _text(v)
+    return tuple(json_text(v) if c in _JSON and v is not None else _text(v)
                  for c, v in zip(COLUMNS, values, strict=True))
 
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from rung.store.batching import BatchWriter, Item, filter_sql
+from rung.store.batching import BatchWriter, Item, filter_sql, json_text
 from rung.store.trace import Trace
 
 # Append-only: never edit a shipped migration, add the next one.
@@ -99,7 +99,7 @@ def migrate(conn: sqlite3.Connection) -> int:
 def to_row(t: Trace) -> tuple[Any, ...]:
     # getattr, not asdict(): asdict deep-copies the route and messages (~4x slower).
     values = (getattr(t, c) for c in COLUMNS)
-    return tuple(json.dumps(v) if c in _JSON and v is not None else
+    return tuple(json_text(v) if c in _JSON and v is not None else
                  int(v) if c in _BOOL else v for c, v in zip(COLUMNS, values, strict=True))
 
 
