@@ -88,7 +88,7 @@ class StoreSink:
         self._store = store
 
     async def __call__(self, done: Finished) -> None:
-        await asyncio.shield(self._store.write(done.trace))
+        await asyncio.shield(self._store.write_soon(done.trace))
 
 
 class TelemetrySink:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Iterator
+import asyncio
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -11,8 +12,12 @@ from rung.store.trace import Trace
 
 
 class TraceStore(Protocol):
-    def write(self, trace: Trace) -> Awaitable[None]:
-        """From the event loop: done once the trace is durable."""
+    async def write(self, trace: Trace) -> None:
+        """From the event loop: return once the trace is durable."""
+        ...
+
+    def write_soon(self, trace: Trace) -> asyncio.Future[None]:
+        """From the event loop: a future done once the trace is durable."""
         ...
 
     def write_sync(self, trace: Trace) -> None:

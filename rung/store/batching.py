@@ -50,6 +50,7 @@ class BatchWriter:
         self._queue: queue.Queue[_Entry | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
+        self._lock = threading.Lock()
         # Writes gathered on each event loop, not yet handed to the thread.
         self._pending: dict[asyncio.AbstractEventLoop,
                             tuple[list[Item], list[asyncio.Future[None]]]] = {}
@@ -81,22 +82,29 @@ class BatchWriter:
                 elif loop is not None and not loop.is_closed():
                     loop.call_soon_threadsafe(_settle, items, futures)
 
-    def write(self, trace: Trace) -> asyncio.Future[None]:
-        """From the event loop: a future done once the trace is committed."""
+    async def write(self, trace: Trace) -> None:
+        """From the event loop: return once the trace is committed."""
+        await self.write_soon(trace)
+
+    def write_soon(self, trace: Trace) -> asyncio.Future[None]:
+        """From the event loop: a future done once the trace is committed (what the
+        server awaits: a future, unlike a coroutine, is shielded without a task)."""
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
-        pending = self._pending.get(loop)
-        if pending is None:
-            pending = self._pending[loop] = ([], [])
-            loop.call_soon(self._hand_off, loop)
-        pending[0].append((trace, Slot()))
-        pending[1].append(fut)
+        with self._lock:
+            pending = self._pending.get(loop)
+            if pending is None:
+                pending = self._pending[loop] = ([], [])
+                loop.call_soon(self._hand_off, loop)
+            pending[0].append((trace, Slot()))
+            pending[1].append(fut)
         return fut
 
     def _hand_off(self, loop: asyncio.AbstractEventLoop) -> None:
-        pending = self._pending.pop(loop, None)
-        if pending is not None:
-            self._queue.put((pending[0], loop, pending[1], None))
+        with self._lock:  # close() may hand off from another thread, then stop the thread
+            pending = self._pending.pop(loop, None)
+            if pending is not None:
+                self._queue.put((pending[0], loop, pending[1], None))
 
     def write_sync(self, trace: Trace) -> None:
         slot, done = Slot(), threading.Event()
@@ -107,9 +115,11 @@ class BatchWriter:
 
     def close(self) -> None:
         """Commit everything queued, then stop the thread."""
-        for loop in list(self._pending):  # gathered in this turn of a loop, not handed off
-            self._hand_off(loop)
-        self._queue.put(None)
+        with self._lock:
+            for loop in list(self._pending):  # gathered in a loop's turn, not handed off
+                items, futures = self._pending.pop(loop)
+                self._queue.put((items, loop, futures, None))
+            self._queue.put(None)
         self._thread.join(timeout=30)
 
 

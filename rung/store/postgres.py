@@ -146,7 +146,8 @@ class PostgresStore:
         self._conn: psycopg.Connection[tuple[Any, ...]] | None = connect(url)
         migrate(self._conn)
         self._writer = BatchWriter(self._commit, name="rung-traces-pg")
-        self.write, self.write_sync = self._writer.write, self._writer.write_sync
+        self.write, self.write_soon = self._writer.write, self._writer.write_soon
+        self.write_sync = self._writer.write_sync
 
     def __repr__(self) -> str:
         return f"PostgresStore({describe(self._url)!r})"

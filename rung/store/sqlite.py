@@ -124,7 +124,8 @@ class SqliteStore:
         self.path = path
         self._conn = connect(path)
         self._writer = BatchWriter(self._commit, name="rung-traces")
-        self.write, self.write_sync = self._writer.write, self._writer.write_sync
+        self.write, self.write_soon = self._writer.write, self._writer.write_soon
+        self.write_sync = self._writer.write_sync
 
     def _commit(self, batch: list[Item]) -> None:
         try:
