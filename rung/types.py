@@ -2,8 +2,9 @@
 
 A request moves through rung as these small typed objects:
 
-    ChatRequest (messages, sampling, response format)
-      -> Chunk ... Chunk          what a backend streams (text, logprobs, usage)
+    ChatRequest (messages, sampling, response format, tools)
+      -> Chunk ... Chunk          what a backend streams (text, tool-call pieces, logprobs,
+                                  usage)
       -> Answer                   one tier's buffered answer, what a verifier reads
       -> Verdict                  one verifier's view of one answer
       -> Attempt                  one tier's turn: outcome, verdicts, usage, timings, cost
@@ -17,18 +18,92 @@ A stored trace keeps the route as JSON in the shape :meth:`Route.as_dict` writes
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
 
-Role = Literal["system", "user", "assistant"]
-FinishReason = Literal["stop", "length"]
+Role = Literal["system", "user", "assistant", "tool"]
+FinishReason = Literal["stop", "length", "tool_calls"]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A call the model asked for: ``arguments`` is the JSON text exactly as the model
+    wrote it (it may not even parse; the caller decides what to do with it)."""
+
+    id: str
+    name: str
+    arguments: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """OpenAI's shape (a completion's ``message.tool_calls`` item; a stored turn's)."""
+        return {"id": self.id, "type": "function",
+                "function": {"name": self.name, "arguments": self.arguments}}
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallDelta:
+    """A piece of tool call ``index`` in a stream: its first piece carries ``id`` and
+    ``name``, every piece a fragment of its ``arguments`` (OpenAI's delta shape)."""
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
+def assemble_tool_calls(deltas: Iterable[ToolCallDelta]) -> tuple[ToolCall, ...]:
+    """The whole calls the pieces ``deltas`` make, in index order."""
+    calls: dict[int, list[str]] = {}
+    for d in deltas:
+        call = calls.setdefault(d.index, ["", "", ""])
+        call[0] = d.id or call[0]
+        call[1] = d.name or call[1]
+        call[2] += d.arguments
+    return tuple(ToolCall(*calls[i]) for i in sorted(calls))
 
 
 @dataclass(frozen=True, slots=True)
 class Message:
+    """One turn. An assistant turn may carry ``tool_calls`` (its content then often
+    empty); a ``tool`` turn answers the call ``tool_call_id`` with its content."""
+
     role: Role
     content: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+    name: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """Role and content, and the tool keys only where present (so a stored turn
+        without tools keeps the shape traces always had)."""
+        d: dict[str, Any] = {"role": self.role, "content": self.content}
+        if self.tool_calls:
+            d["tool_calls"] = [c.as_dict() for c in self.tool_calls]
+        if self.tool_call_id is not None:
+            d["tool_call_id"] = self.tool_call_id
+        if self.name is not None:
+            d["name"] = self.name
+        return d
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """A function the model may call; ``parameters`` is a JSON schema of an object."""
+
+    name: str
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ToolChoice:
+    """``mode`` "none", "auto" or "required"; or "function": call the tool ``name``."""
+
+    mode: Literal["none", "auto", "required", "function"]
+    name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +130,9 @@ class ChatRequest:
     # The caller wants pieces as they come; an HTTP backend may use it to pick its
     # upstream mode. The answer's content does not depend on it.
     stream: bool = False
+    tools: tuple[ToolSpec, ...] = ()
+    tool_choice: ToolChoice | None = None  # None: not given (the model's default)
+    parallel_tool_calls: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,10 +161,12 @@ class Usage:
 @dataclass(frozen=True, slots=True)
 class Chunk:
     """A piece of an answer. The last chunk of a stream carries ``finish_reason`` and
-    ``usage``; any chunk may carry text and the logprobs of the tokens it came from."""
+    ``usage``; any chunk may carry text and the logprobs of the tokens it came from, and
+    pieces of tool calls."""
 
     text: str = ""
     logprobs: tuple[TokenLogprob, ...] = ()
+    tool_calls: tuple[ToolCallDelta, ...] = ()
     finish_reason: FinishReason | None = None
     usage: Usage | None = None
     # On the last chunk of a local backend: how long the request waited for a free model
@@ -113,6 +193,10 @@ class Answer:
     @property
     def logprobs(self) -> list[TokenLogprob]:
         return [lp for c in self.chunks for lp in c.logprobs]
+
+    @property
+    def tool_calls(self) -> tuple[ToolCall, ...]:
+        return assemble_tool_calls(d for c in self.chunks for d in c.tool_calls)
 
     @property
     def usage(self) -> Usage | None:

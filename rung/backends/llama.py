@@ -216,6 +216,7 @@ class LlamaBackend:
                 await asyncio.shield(loop.run_in_executor(self._executor, self._run, llm, job))
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
+        self._refuse_tools(request)
         if not self._loaded.is_set():
             await self.start()
         if self._load_error is not None:
@@ -252,6 +253,18 @@ class LlamaBackend:
         finally:
             job.cancelled.set()
             self._admitted -= 1
+
+    def _refuse_tools(self, request: ChatRequest) -> None:
+        """Local tiers do not call tools yet: a request with tools, or with tool turns in
+        its history, is refused before the model is touched."""
+        if request.tools:
+            raise RequestError(f"tier {self.name}: local tiers do not call tools yet; send "
+                               "requests with 'tools' to an upstream tier.", param="tools",
+                               code="unsupported_parameter")
+        if any(m.role == "tool" or m.tool_calls for m in request.messages):
+            raise RequestError(f"tier {self.name}: local tiers do not read tool calls or tool "
+                               "results yet; send this conversation to an upstream tier.",
+                               param="messages", code="unsupported_parameter")
 
     # -- the generation thread ------------------------------------------------------------
     def _grammar(self, request: ChatRequest) -> Any:

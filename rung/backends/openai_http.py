@@ -2,7 +2,9 @@
 server, another rung, a cloud API), over one pooled aiohttp session.
 
 Non-streaming requests are sent non-streaming and come back as one chunk; streaming
-requests read the upstream's SSE. Library exceptions are wrapped here, where they
+requests read the upstream's SSE. Tools, tool choice and tool turns go up as the client
+sent them, and the upstream's tool calls come back as :class:`ToolCallDelta` pieces
+(a whole call per piece when the upstream did not stream). Library exceptions are wrapped here, where they
 enter rung: connection failures become BackendUnavailable, timeouts BackendTimeout,
 error statuses UpstreamError (retryable for 429 and 5xx).
 """
@@ -17,14 +19,49 @@ import orjson
 
 from rung.config import OpenAIBackendConfig
 from rung.errors import BackendError, BackendTimeout, BackendUnavailable, UpstreamError
-from rung.types import ChatRequest, Chunk, TokenLogprob, TopLogprob, Usage
+from rung.types import (
+    ChatRequest,
+    Chunk,
+    FinishReason,
+    Message,
+    TokenLogprob,
+    ToolCallDelta,
+    ToolChoice,
+    ToolSpec,
+    TopLogprob,
+    Usage,
+)
+
+
+def _message(m: Message) -> dict[str, Any]:
+    d = m.as_dict()
+    if m.tool_calls and not m.content:
+        d["content"] = None  # as OpenAI writes an assistant turn that only calls tools
+    return d
+
+
+def _tool(t: ToolSpec) -> dict[str, Any]:
+    function: dict[str, Any] = {"name": t.name}
+    if t.description is not None:
+        function["description"] = t.description
+    if t.parameters is not None:
+        function["parameters"] = t.parameters
+    if t.strict is not None:
+        function["strict"] = t.strict
+    return {"type": "function", "function": function}
+
+
+def _tool_choice(c: ToolChoice) -> str | dict[str, Any]:
+    if c.mode == "function":
+        return {"type": "function", "function": {"name": c.name}}
+    return c.mode
 
 
 def request_body(model: str, req: ChatRequest, *, stream: bool) -> dict[str, Any]:
     """The upstream wire body for a :class:`ChatRequest`."""
     body: dict[str, Any] = {
         "model": model,
-        "messages": [{"role": m.role, "content": m.content} for m in req.messages],
+        "messages": [_message(m) for m in req.messages],
         "temperature": req.temperature,
         "top_p": req.top_p,
         "stream": stream,
@@ -45,6 +82,12 @@ def request_body(model: str, req: ChatRequest, *, stream: bool) -> dict[str, Any
     elif rf.type == "json_schema":
         body["response_format"] = {"type": "json_schema",
                                    "json_schema": {"name": "schema", "schema": rf.schema}}
+    if req.tools:
+        body["tools"] = [_tool(t) for t in req.tools]
+    if req.tool_choice is not None:
+        body["tool_choice"] = _tool_choice(req.tool_choice)
+    if req.parallel_tool_calls is not None:
+        body["parallel_tool_calls"] = req.parallel_tool_calls
     if stream:
         body["stream_options"] = {"include_usage": True}
     return body
@@ -70,8 +113,21 @@ def _usage(data: dict[str, Any]) -> Usage | None:
                  completion_tokens=int(u.get("completion_tokens", 0)))
 
 
-def _finish(value: Any) -> Any:
-    return "length" if value == "length" else "stop"
+def _finish(value: Any) -> FinishReason:
+    return "length" if value == "length" else "tool_calls" if value == "tool_calls" else "stop"
+
+
+def _tool_deltas(calls: Any) -> tuple[ToolCallDelta, ...]:
+    """Tool calls of a message (whole) or of a stream delta (pieces); an item without an
+    index (a whole message's) takes its position."""
+    out: list[ToolCallDelta] = []
+    for i, c in enumerate(calls or ()):
+        function = c.get("function") or {}
+        index = c.get("index")
+        out.append(ToolCallDelta(index=int(index) if index is not None else i, id=c.get("id"),
+                                 name=function.get("name"),
+                                 arguments=function.get("arguments") or ""))
+    return tuple(out)
 
 
 class OpenAIBackend:
@@ -145,11 +201,12 @@ class OpenAIBackend:
             # The upstream ignored stream=true: one JSON body.
             data = orjson.loads(await resp.read())
             choice = (data.get("choices") or [{}])[0]
-            text = (choice.get("message") or {}).get("content") or ""
-            yield Chunk(text=text, logprobs=_logprobs(choice),
+            message = choice.get("message") or {}
+            yield Chunk(text=message.get("content") or "", logprobs=_logprobs(choice),
+                        tool_calls=_tool_deltas(message.get("tool_calls")),
                         finish_reason=_finish(choice.get("finish_reason")), usage=_usage(data))
             return
-        finish: Any = None
+        finish: FinishReason | None = None
         usage: Usage | None = None
         async for raw in resp.content:
             line = raw.strip()
@@ -164,10 +221,12 @@ class OpenAIBackend:
                 raise BackendError(f"tier {self.name}: bad SSE payload from upstream") from exc
             usage = _usage(data) or usage
             for choice in data.get("choices") or ():
-                text = (choice.get("delta") or {}).get("content") or ""
+                delta = choice.get("delta") or {}
+                text = delta.get("content") or ""
                 lps = _logprobs(choice)
+                calls = _tool_deltas(delta.get("tool_calls"))
                 if choice.get("finish_reason"):
                     finish = _finish(choice["finish_reason"])
-                if text or lps:
-                    yield Chunk(text=text, logprobs=lps)
+                if text or lps or calls:
+                    yield Chunk(text=text, logprobs=lps, tool_calls=calls)
         yield Chunk(finish_reason=finish or "stop", usage=usage)

@@ -2,7 +2,7 @@
 
 It is a real HTTP server (aiohttp) on loopback. It answers ``/v1/chat/completions``
 with a fixed reply (or an echo of the last user message), streaming or not, and can be
-told to fail, stall or hang so that tests can drive rung's fallbacks.
+told to fail, stall or hang so that tests can drive rung's fallbacks, or to call tools.
 
     python -m rung.devtools.upstream --port 9000
 """
@@ -19,6 +19,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from rung.types import ToolCall
+
 
 @dataclass
 class UpstreamBehaviour:
@@ -27,7 +29,12 @@ class UpstreamBehaviour:
     fail_status: int | None = None  # answer every request with this status
     fail_first: int = 0  # answer the next N requests with 503, then normally
     delay_s: float = 0.0  # wait before answering
+    # Answer a request that has tools with these calls (unless its last turn is a tool
+    # result: that one gets the text reply), as OpenAI does: content null, finish
+    # "tool_calls"; streamed as a first piece with id and name, then argument fragments.
+    tool_calls: list[ToolCall] | None = None
     calls: int = 0
+    last_body: dict[str, Any] | None = None  # the last request, as received
 
 
 BEHAVIOUR = web.AppKey("behaviour", UpstreamBehaviour)
@@ -44,6 +51,7 @@ async def _chat(request: web.Request) -> web.StreamResponse:
     b = request.app[BEHAVIOUR]
     b.calls += 1
     body: dict[str, Any] = orjson.loads(await request.read())
+    b.last_body = body
     if b.delay_s:
         await asyncio.sleep(b.delay_s)
     if b.fail_first > 0 or b.fail_status is not None:
@@ -52,6 +60,9 @@ async def _chat(request: web.Request) -> web.StreamResponse:
         return web.Response(status=status, content_type="application/json",
                             body=orjson.dumps({"error": {"message": "scripted failure",
                                                          "type": "server_error"}}))
+    messages = body.get("messages") or [{}]
+    if b.tool_calls and body.get("tools") and messages[-1].get("role") != "tool":
+        return await _tool_calls(request, body, b.tool_calls)
     last_user = next((m.get("content", "") for m in reversed(body.get("messages", []))
                       if m.get("role") == "user"), "")
     text = b.reply_fn(str(last_user)) if b.reply_fn is not None else \
@@ -83,6 +94,47 @@ async def _chat(request: web.Request) -> web.StreamResponse:
     await resp.write(event([{"index": 0, "delta": {}, "finish_reason": "stop"}]))
     if (body.get("stream_options") or {}).get("include_usage"):
         await resp.write(event([], usage=usage))
+    await resp.write(b"data: [DONE]\n\n")
+    return resp
+
+
+def _pieces(text: str, n: int = 3) -> list[str]:
+    size = max(1, -(-len(text) // n))
+    return [text[i:i + size] for i in range(0, len(text), size)]
+
+
+async def _tool_calls(request: web.Request, body: dict[str, Any],
+                      calls: list[ToolCall]) -> web.StreamResponse:
+    rid, created, model = "chatcmpl-up", int(time.time()), body.get("model", "upstream")
+    usage = {"prompt_tokens": 10, "completion_tokens": 5 * len(calls),
+             "total_tokens": 10 + 5 * len(calls)}
+    if not body.get("stream"):
+        return web.Response(content_type="application/json", body=orjson.dumps({
+            "id": rid, "object": "chat.completion", "created": created, "model": model,
+            "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
+                "role": "assistant", "content": None,
+                "tool_calls": [c.as_dict() for c in calls]}}],
+            "usage": usage}))
+    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await resp.prepare(request)
+
+    async def event(choices: list[Any], **extra: Any) -> None:
+        await resp.write(b"data: " + orjson.dumps({
+            "id": rid, "object": "chat.completion.chunk", "created": created, "model": model,
+            "choices": choices, **extra}) + b"\n\n")
+
+    await event([{"index": 0, "delta": {"role": "assistant", "content": None},
+                  "finish_reason": None}])
+    for i, c in enumerate(calls):
+        first = {"index": i, "id": c.id, "type": "function",
+                 "function": {"name": c.name, "arguments": ""}}
+        await event([{"index": 0, "delta": {"tool_calls": [first]}, "finish_reason": None}])
+        for piece in _pieces(c.arguments):
+            await event([{"index": 0, "finish_reason": None, "delta": {
+                "tool_calls": [{"index": i, "function": {"arguments": piece}}]}}])
+    await event([{"index": 0, "delta": {}, "finish_reason": "tool_calls"}])
+    if (body.get("stream_options") or {}).get("include_usage"):
+        await event([], usage=usage)
     await resp.write(b"data: [DONE]\n\n")
     return resp
 

@@ -28,7 +28,15 @@ from rung.server.errors import error_response
 from rung.server.sinks import Finished, Sink
 from rung.server.state import ACCESS, CONFIG, GATEWAY, SINKS
 from rung.store.trace import Trace, prompt_hash
-from rung.types import ChatRequest, Chunk, Route, TokenLogprob, Usage
+from rung.types import (
+    ChatRequest,
+    Chunk,
+    Route,
+    TokenLogprob,
+    ToolCallDelta,
+    Usage,
+    assemble_tool_calls,
+)
 
 # Request ids: 64 random bits per process, then a counter (a random id per request cost
 # a getrandom() syscall each, 5-20 us here); unique across processes and replicas alike.
@@ -106,7 +114,7 @@ def _parse(raw: bytes, t: Trace, *,
     body, req = wire.parse_chat_request(raw, max_messages=max_messages)
     t.model, t.stream = body.model, bool(body.stream)
     t.prompt_hash = prompt_hash(req.messages)
-    t.messages = [{"role": m.role, "content": m.content} for m in req.messages]
+    t.messages = [m.as_dict() for m in req.messages]
     return body, req
 
 
@@ -155,11 +163,13 @@ async def _full_response(reply: Reply, ex: Exchange, *, rid: str,
                          with_logprobs: bool) -> web.Response:
     parts: list[str] = []
     lps: list[TokenLogprob] = []
+    calls: list[ToolCallDelta] = []
     last = Chunk()
     async for chunk in reply:
         ex.first_token()
         parts.append(chunk.text)
         lps.extend(chunk.logprobs)
+        calls.extend(chunk.tool_calls)
         last = chunk
     text = "".join(parts)
     await ex.finish(usage=last.usage, text=text)
@@ -167,7 +177,8 @@ async def _full_response(reply: Reply, ex: Exchange, *, rid: str,
     body = wire.completion_json(
         rid=rid, model=route.tier or route.requested, text=text,
         logprobs=lps if with_logprobs else None, finish_reason=last.finish_reason,
-        usage=last.usage, rung=ex.shown if ex.shown is not None else route.as_dict(answers=False))
+        usage=last.usage, rung=ex.shown if ex.shown is not None else route.as_dict(answers=False),
+        tool_calls=assemble_tool_calls(calls))
     return web.Response(body=body, content_type="application/json",
                         headers=route_headers(route))
 
@@ -195,7 +206,8 @@ async def _stream_response(request: web.Request, reply: Reply, ex: Exchange, *, 
     try:
         chunk = first
         while chunk is not None:
-            if chunk.text or (with_logprobs and chunk.logprobs) or chunk.finish_reason:
+            if chunk.text or chunk.tool_calls or (with_logprobs and chunk.logprobs) \
+                    or chunk.finish_reason:
                 await resp.write(wire.chunk_event(rid=rid, model=model, created=created,
                                                   chunk=chunk, with_logprobs=with_logprobs))
             parts.append(chunk.text)

@@ -2,7 +2,8 @@
 
 :func:`parse_chat_request` turns a request body into a validated
 :class:`~rung.backends.base.ChatRequest` (or raises RequestError naming the bad
-parameter); the ``*_json`` functions build response bodies.
+parameter); the ``*_json`` functions build response bodies. Tools and tool calls have
+their own module, :mod:`rung.server.tools_wire`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,17 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from rung.errors import RequestError
-from rung.types import ChatRequest, Chunk, Message, ResponseFormat, TokenLogprob, Usage
+from rung.server import tools_wire
+from rung.server.tools_wire import ToolCallIn, ToolDef
+from rung.types import (
+    ChatRequest,
+    Chunk,
+    Message,
+    ResponseFormat,
+    TokenLogprob,
+    ToolCall,
+    Usage,
+)
 
 
 class _Strict(BaseModel):
@@ -28,9 +39,11 @@ class _TextPart(_Strict):
 
 class _Message(_Strict):
     model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
-    role: Literal["system", "developer", "user", "assistant"]
+    role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[_TextPart] | None = None
     name: str | None = None
+    tool_calls: list[ToolCallIn] | None = None
+    tool_call_id: str | None = None
 
 
 class _JsonSchema(_Strict):
@@ -74,6 +87,10 @@ class ChatCompletionBody(_Strict):
     user: str | None = None
     frequency_penalty: Annotated[float, Field(ge=-2.0, le=2.0)] | None = None
     presence_penalty: Annotated[float, Field(ge=-2.0, le=2.0)] | None = None
+    tools: Annotated[list[ToolDef], Field(min_length=1)] | None = None
+    # Checked by tools_wire.tool_choice_of, which says more than a union's first error.
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
     rung: _RungOptions | None = None
 
 
@@ -106,6 +123,7 @@ def parse_chat_request(raw: bytes, *, max_messages: int) -> tuple[ChatCompletion
                            code="invalid_json") from exc
     if not isinstance(data, dict):
         raise RequestError("The request body must be a JSON object.", code="invalid_json")
+    tools_wire.refuse_legacy(data)
     try:
         body = ChatCompletionBody.model_validate(data)
     except ValidationError as exc:
@@ -131,13 +149,20 @@ def parse_chat_request(raw: bytes, *, max_messages: int) -> tuple[ChatCompletion
             rf = ResponseFormat("json_schema", body.response_format.json_schema.schema_)
         else:
             rf = ResponseFormat(body.response_format.type)
+    tools = tools_wire.tools_of(body.tools)
+    tool_choice = tools_wire.tool_choice_of(body.tool_choice, tools)
+    tools_wire.check_parallel(body.parallel_tool_calls, tools)
+    messages = tuple(
+        Message("system" if m.role == "developer" else m.role, _content(m),
+                tool_calls=tools_wire.calls_of(m.tool_calls), tool_call_id=m.tool_call_id,
+                name=m.name)
+        for m in body.messages
+    )
+    tools_wire.check_turns(messages)
     max_tokens = body.max_completion_tokens or body.max_tokens
     stop = (body.stop,) if isinstance(body.stop, str) else tuple(body.stop or ())
     req = ChatRequest(
-        messages=tuple(
-            Message("system" if m.role == "developer" else m.role, _content(m))
-            for m in body.messages
-        ),
+        messages=messages,
         max_tokens=max_tokens,
         temperature=1.0 if body.temperature is None else body.temperature,
         top_p=1.0 if body.top_p is None else body.top_p,
@@ -147,6 +172,9 @@ def parse_chat_request(raw: bytes, *, max_messages: int) -> tuple[ChatCompletion
         top_logprobs=body.top_logprobs or 0,
         response_format=rf,
         stream=bool(body.stream),
+        tools=tools,
+        tool_choice=tool_choice,
+        parallel_tool_calls=body.parallel_tool_calls,
     )
     return body, req
 
@@ -179,7 +207,14 @@ def usage_json(u: Usage | None) -> dict[str, int]:
 def completion_json(
     *, rid: str, model: str, text: str, logprobs: list[TokenLogprob] | None,
     finish_reason: str | None, usage: Usage | None, rung: dict[str, Any],
+    tool_calls: tuple[ToolCall, ...] = (),
 ) -> bytes:
+    """A ``chat.completion`` body; with ``tool_calls`` and no text, content is null."""
+    message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
+    if tool_calls:
+        message["tool_calls"] = tools_wire.tool_calls_json(tool_calls)
+        if not text:
+            message["content"] = None
     return orjson.dumps({
         "id": rid,
         "object": "chat.completion",
@@ -187,7 +222,7 @@ def completion_json(
         "model": model,
         "choices": [{
             "index": 0,
-            "message": {"role": "assistant", "content": text, "refusal": None},
+            "message": message,
             "logprobs": _logprobs_json(logprobs) if logprobs is not None else None,
             "finish_reason": finish_reason or "stop",
         }],
@@ -204,8 +239,11 @@ def chunk_event(
     delta: dict[str, Any] = {}
     if role:
         delta = {"role": "assistant", "content": ""}
-    elif chunk is not None and chunk.text:
-        delta = {"content": chunk.text}
+    elif chunk is not None:
+        if chunk.text:
+            delta["content"] = chunk.text
+        if chunk.tool_calls:
+            delta["tool_calls"] = tools_wire.tool_call_deltas_json(chunk.tool_calls)
     choice: dict[str, Any] = {
         "index": 0,
         "delta": delta,

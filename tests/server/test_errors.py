@@ -45,7 +45,7 @@ CASES = [
     ("top_logprobs too big", _with(logprobs=True, top_logprobs=50), 400, "top_logprobs",
      "invalid_value"),
     ("n > 1", _with(n=2), 400, "n", "invalid_value"),
-    ("unknown parameter", _with(tools=[]), 400, "tools", "unknown_parameter"),
+    ("unknown parameter", _with(modalities=["text"]), 400, "modalities", "unknown_parameter"),
     ("unknown model", _with(model="gpt-9"), 404, "model", "model_not_found"),
     ("context too long", _with(messages=[{"role": "user", "content": "hello " * 3000}]), 400,
      "messages", "context_length_exceeded"),
