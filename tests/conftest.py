@@ -182,3 +182,14 @@ class ServeProcess:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(timeout=20)
+
+
+def body_with(base: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    """``base`` with fields set, or removed where the value is None."""
+    body = dict(base)
+    for k, v in changes.items():
+        if v is None:
+            body.pop(k, None)
+        else:
+            body[k] = v
+    return body

@@ -9,20 +9,14 @@ import time
 
 import pytest
 
-from tests.conftest import LiveServer, config_of, http, rung_server
+from tests.conftest import LiveServer, body_with, config_of, http, rung_server
 
 GOOD = {"model": "smollm2-135m", "messages": [{"role": "user", "content": "Hi"}],
         "max_tokens": 2, "temperature": 0}
 
 
 def _with(**kw: object) -> dict[str, object]:
-    body = dict(GOOD)
-    for k, v in kw.items():
-        if v is None:
-            body.pop(k, None)
-        else:
-            body[k] = v
-    return body
+    return body_with(GOOD, **kw)
 
 
 CASES = [

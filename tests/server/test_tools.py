@@ -17,7 +17,15 @@ from openai.lib.streaming.chat import ChatCompletionStreamState
 from rung.devtools.upstream import UpstreamBehaviour
 from rung.store.sqlite import SqliteStore
 from rung.types import ToolCall
-from tests.conftest import LiveServer, config_of, http, rung_server, upstream_server, upstream_tier
+from tests.conftest import (
+    LiveServer,
+    body_with,
+    config_of,
+    http,
+    rung_server,
+    upstream_server,
+    upstream_tier,
+)
 
 WEATHER = {"type": "function", "function": {
     "name": "get_weather", "description": "The weather in a city now.",
@@ -164,13 +172,7 @@ def test_tool_calls_pass_through_the_alias_cascade(response_format: dict[str, st
 
 
 def _body(**kw: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {"model": "up", "messages": [USER], "tools": [WEATHER]}
-    for k, v in kw.items():
-        if v is None:
-            body.pop(k, None)
-        else:
-            body[k] = v
-    return body
+    return body_with({"model": "up", "messages": [USER], "tools": [WEATHER]}, **kw)
 
 
 def _fn(**function: Any) -> list[dict[str, Any]]:
