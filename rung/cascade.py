@@ -115,16 +115,12 @@ class Reply:
         await self._chunks.aclose()
 
 
-async def _with_deadline(it: AsyncIterator[Chunk], seconds: float | None,
+async def _with_deadline(it: AsyncIterator[Chunk], seconds: float,
                          tier: str) -> AsyncGenerator[Chunk, None]:
     """Apply one deadline to a whole stream, without a timeout spanning yields. Closing
     this closes the backend's stream too (at once, not when it is garbage-collected)."""
+    deadline = time.monotonic() + seconds
     try:
-        if seconds is None:
-            async for chunk in it:
-                yield chunk
-            return
-        deadline = time.monotonic() + seconds
         while True:
             try:
                 chunk = await asyncio.wait_for(it.__anext__(), deadline - time.monotonic())

@@ -92,13 +92,10 @@ class Gateway:
             return [model]
         return None
 
-    async def plan(self, model: str, request: ChatRequest, route: RouteDraft, *,
-                   pin: str | None = None,
-                   thresholds: Sequence[float] | None = None) -> list[str]:
-        """The tiers to try, in order; fills in the route's reason, score and start."""
-        fixed = self._fixed_plan(model, route, pin=pin)
-        if fixed is not None:
-            return fixed
+    async def _routed_plan(self, request: ChatRequest, route: RouteDraft,
+                           thresholds: Sequence[float] | None) -> list[str]:
+        """The ladder tiers to try for a request to the alias, in order; fills in the
+        route's reason, score and start."""
         names = self.ladder
         t0 = time.perf_counter()
         route.score = await self._score(request)
@@ -121,7 +118,7 @@ class Gateway:
             return Reply(route, self.cascade.run(request, route, fixed, verify=verify))
 
         async def routed() -> AsyncGenerator[Chunk, None]:
-            plan = await self.plan(model, request, route, thresholds=thresholds)
+            plan = await self._routed_plan(request, route, thresholds)
             chunks = self.cascade.run(request, route, plan, verify=verify)
             try:
                 async for chunk in chunks:

@@ -78,9 +78,6 @@ class Access:
     def admit(self, key: ApiKey) -> None:
         self.limiter.admit(key, time.time())
 
-    def record(self, key: ApiKey, *, tokens: int, cost: float) -> None:
-        self.limiter.record(key.id, tokens=tokens, cost=cost, now=time.time())
-
     def close(self) -> None:
         self._spend_thread.shutdown(wait=True, cancel_futures=True)
         self._spend_store.close()

@@ -18,11 +18,8 @@ from typing import Any
 
 from aiohttp import web
 
-from rung.auth.access import Access
 from rung.cascade import Reply
-from rung.config import Config
 from rung.errors import PayloadTooLarge, RungError
-from rung.gateway import Gateway
 from rung.server import wire
 from rung.server.errors import error_response
 from rung.server.sinks import Finished, Sink
@@ -119,16 +116,11 @@ def _parse(raw: bytes, t: Trace, *,
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
-    """The handler: the app's parts come from its keys (``rung.server.state``)."""
+    """The handler; the app's parts come from its keys (``rung.server.state``)."""
     app = request.app
-    return await answer(request, config=app[CONFIG], gateway=app[GATEWAY],
-                        access=app[ACCESS], sinks=app[SINKS])
-
-
-async def answer(request: web.Request, *, config: Config, gateway: Gateway,
-                 access: Access | None, sinks: Sequence[Sink]) -> web.StreamResponse:
+    config, gateway, access = app[CONFIG], app[GATEWAY], app[ACCESS]
     rid = _request_id()
-    ex = Exchange(sinks, config.store.redact, Trace(id=rid, time=time.time(), model=""))
+    ex = Exchange(app[SINKS], config.store.redact, Trace(id=rid, time=time.time(), model=""))
     try:
         if access is not None:
             key = access.authenticate(request.headers.get("Authorization"))
