@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from rung.backends.arrival import ArrivalOrder
 from rung.backends.llama_batch import BatchEngine
 from rung.backends.logprobs import log_softmax, token_logprob
 from rung.backends.textstream import StopTextStream
@@ -121,6 +122,7 @@ class LlamaBackend:
         self._piece_lock = threading.Lock()
         self._max_piece: int | None = None  # bytes in the vocabulary's longest token
         self._strips = False  # whether a special token swallows whitespace next to it
+        self._arrivals = ArrivalOrder()  # prompts prepared in parallel queue in arrival order
 
     # -- lifecycle -----------------------------------------------------------------
     @property
@@ -231,18 +233,24 @@ class LlamaBackend:
         # the last answer is never refused for a slot that is being released. It is taken
         # before the prompt is prepared, so requests preparing at once all count.
         self._admitted += 1
+        ticket = self._arrivals.take()
+        engine = self._engine if batched else None
+        if engine is not None:
+            engine.announce()
         try:
             if self._closed:
                 raise BackendError(f"tier {self.name}: the model was unloaded")
             job.tokens, job.max_new = await job.loop.run_in_executor(
                 self._prep, self._prompt, request)
+            await self._arrivals.turn(ticket)
             if self._closed:  # unloaded while the prompt was prepared
                 raise BackendError(f"tier {self.name}: the model was unloaded")
-            if batched:
-                assert self._engine is not None
-                self._engine.submit(job, job.tokens, job.max_new)
+            if engine is not None:
+                engine.submit(job, job.tokens, job.max_new)
+                engine = None
             else:
                 self._queue.put_nowait(job)
+            self._arrivals.leave(ticket)
             while True:
                 item = await job.out.get()
                 if item is _END:
@@ -253,6 +261,9 @@ class LlamaBackend:
         finally:
             job.cancelled.set()
             self._admitted -= 1
+            self._arrivals.leave(ticket)
+            if engine is not None:  # announced, never submitted
+                engine.withdraw()
 
     def _refuse_tools(self, request: ChatRequest) -> None:
         """Local tiers do not call tools yet: a request with tools, or with tool turns in

@@ -39,6 +39,11 @@ from rung.types import ChatRequest, Chunk, TokenLogprob, Usage
 log = logging.getLogger("rung.backends.llama")
 
 
+# The longest an idle engine waits for announced requests before it starts without them
+# (preparing a prompt that fits takes milliseconds; a longer one is refused unseen).
+GATHER_S = 0.25
+
+
 class Job(Protocol):
     """What the engine needs from a request: the request, and where its chunks go."""
 
@@ -117,6 +122,8 @@ class BatchEngine:
         self._n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
         self._batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
         self._queue: queue.Queue[Any] = queue.Queue()
+        self._incoming = 0  # announced requests whose prompts are still being prepared
+        self._arrivals = threading.Condition()
         self._active: list[_Slot] = []
         self._free = list(range(slots))
         self._closed = False
@@ -134,8 +141,21 @@ class BatchEngine:
     def running(self) -> int:
         return len(self._active)
 
+    def announce(self) -> None:
+        """A request is coming: its prompt is being prepared."""
+        with self._arrivals:
+            self._incoming += 1
+
+    def withdraw(self) -> None:
+        """An announced request will not come after all."""
+        with self._arrivals:
+            self._incoming -= 1
+            self._arrivals.notify_all()
+
     def submit(self, job: Job, tokens: list[int], max_new: int) -> None:
+        """Queue an announced request."""
         self._queue.put((job, tokens, max_new))
+        self.withdraw()
 
     def close(self) -> None:
         import llama_cpp
@@ -171,6 +191,8 @@ class BatchEngine:
             if entry is None:
                 return
             job, tokens, max_new = entry
+            if block and not self._active:
+                self._gather_arrivals()
             if job.cancelled.is_set():
                 job.end()
                 continue
@@ -181,6 +203,14 @@ class BatchEngine:
                 seq=self._free.pop(0), job=job, tokens=tokens, max_new=max_new,
                 rng=np.random.default_rng(seed), text=StopTextStream(req.stop)))
             block = False
+
+    def _gather_arrivals(self) -> None:
+        """Starting from idle, wait (briefly) for requests whose prompts are still being
+        prepared, so that requests that arrived together start in one batch, whatever
+        the timing of the threads that prepared them."""
+        with self._arrivals:
+            self._arrivals.wait_for(lambda: self._incoming <= 0 or self._closed,
+                                    timeout=GATHER_S)
 
     def _loop(self) -> None:
         while not self._closed:
