@@ -35,6 +35,9 @@ class UpstreamBehaviour:
     tool_calls: list[ToolCall] | None = None
     calls: int = 0
     last_body: dict[str, Any] | None = None  # the last request, as received
+    # Given a list, every request is appended to it as received, so a client's tool loop
+    # can be read turn by turn (opt-in: a benchmark's upstream keeps nothing).
+    bodies: list[dict[str, Any]] | None = None
 
 
 BEHAVIOUR = web.AppKey("behaviour", UpstreamBehaviour)
@@ -52,6 +55,8 @@ async def _chat(request: web.Request) -> web.StreamResponse:
     b.calls += 1
     body: dict[str, Any] = orjson.loads(await request.read())
     b.last_body = body
+    if b.bodies is not None:
+        b.bodies.append(body)
     if b.delay_s:
         await asyncio.sleep(b.delay_s)
     if b.fail_first > 0 or b.fail_status is not None:
