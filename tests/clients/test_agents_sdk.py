@@ -1,0 +1,98 @@
+"""The OpenAI Agents SDK against a real rung server: an Agent's tool loop runs through
+rung end to end. The upstream first calls the tool, the SDK runs the Python function and
+sends its result back, and the upstream's text answer is the run's final output."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+from agents import (
+    Agent,
+    OpenAIChatCompletionsModel,
+    Runner,
+    function_tool,
+    set_tracing_disabled,
+)
+from openai import AsyncOpenAI
+
+from rung.types import ToolCall
+from tests.clients.conftest import TIMEOUT_S, Gateway, gateway
+
+CALL = ToolCall("call_a1", "convert_temperature", '{"celsius": 24, "to": "fahrenheit"}')
+SYSTEM = {"role": "system", "content": "Answer in one sentence."}
+USER = {"role": "user", "content": "What is 24 C in Fahrenheit?"}
+FINAL = "24 C is 75.2 F."
+RAN: list[tuple[float, str]] = []  # what the tool was called with
+
+
+@function_tool
+def convert_temperature(celsius: float, to: str) -> str:
+    """Convert a temperature in Celsius to another unit.
+
+    Args:
+        celsius: The temperature in degrees Celsius.
+        to: The unit to convert to, "fahrenheit" or "kelvin".
+    """
+    RAN.append((celsius, to))
+    value = celsius * 9 / 5 + 32 if to == "fahrenheit" else celsius + 273.15
+    return f"{value:.1f}"
+
+
+def agent_model(base_url: str, tier: str) -> OpenAIChatCompletionsModel:
+    """The SDK's Chat Completions model on one rung tier, bounded in time, never retrying."""
+    client = AsyncOpenAI(base_url=base_url, api_key="unused", timeout=TIMEOUT_S, max_retries=0)
+    return OpenAIChatCompletionsModel(model=tier, openai_client=client)
+
+
+def converter(gw: Gateway) -> Agent[None]:
+    return Agent(name="converter", instructions=SYSTEM["content"], tools=[convert_temperature],
+                 model=agent_model(gw.base_url, gw.tier))
+
+
+@pytest.fixture(autouse=True)
+def _no_tracing() -> Iterator[None]:
+    set_tracing_disabled(True)  # the SDK would otherwise export traces to OpenAI
+    RAN.clear()
+    yield
+
+
+async def test_runner_runs_a_tool_loop_to_the_final_answer() -> None:
+    with gateway([CALL], reply=FINAL) as gw:
+        agent = converter(gw)
+        result = await asyncio.wait_for(Runner.run(agent, USER["content"], max_turns=3),
+                                        timeout=3 * TIMEOUT_S)
+        assert result.final_output == FINAL
+        assert RAN == [(24.0, "fahrenheit")]
+        first, second = gw.upstream.bodies or []
+        assert first["messages"] == [SYSTEM, USER]
+        (offered,) = first["tools"]
+        assert offered["function"]["name"] == "convert_temperature"
+        assert offered["function"]["parameters"]["required"] == ["celsius", "to"]
+        assert second["messages"] == [
+            SYSTEM, USER,
+            {"role": "assistant", "content": None, "tool_calls": [CALL.as_dict()]},
+            {"role": "tool", "content": "75.2", "tool_call_id": "call_a1"},
+        ]
+        assert second["tools"] == first["tools"]
+
+
+async def test_streamed_run_runs_the_same_loop() -> None:
+    with gateway([CALL], reply=FINAL) as gw:
+        agent = converter(gw)
+        run = Runner.run_streamed(agent, USER["content"], max_turns=3)
+
+        async def drain() -> list[str]:
+            return [e.type async for e in run.stream_events()]
+
+        kinds = await asyncio.wait_for(drain(), timeout=3 * TIMEOUT_S)
+        assert run.final_output == FINAL
+        assert RAN == [(24.0, "fahrenheit")]
+        assert "raw_response_event" in kinds and "run_item_stream_event" in kinds
+        bodies = gw.upstream.bodies or []
+        assert [b["stream"] for b in bodies] == [True, True]
+        assert bodies[1]["messages"][2:] == [
+            {"role": "assistant", "content": None, "tool_calls": [CALL.as_dict()]},
+            {"role": "tool", "content": "75.2", "tool_call_id": "call_a1"},
+        ]
