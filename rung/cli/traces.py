@@ -107,11 +107,13 @@ def _export(args: argparse.Namespace) -> int:
                 out.write(json.dumps(t.as_dict(), ensure_ascii=False) + "\n")
         else:
             w = csv.writer(out)
-            w.writerow([*EXPORT_FIELDS, "route", "messages", "response"])
+            # tools last: the columns before it kept their places when it was added
+            w.writerow([*EXPORT_FIELDS, "route", "messages", "response", "tools"])
             for t in _query(args, store, newest_first=False):
                 d = t.as_dict()
                 w.writerow([*(d[f] for f in EXPORT_FIELDS), json.dumps(d["route"]),
-                            json.dumps(d["messages"]), d["response"]])
+                            json.dumps(d["messages"]), d["response"],
+                            json.dumps(t.tools) if t.tools is not None else ""])
     finally:
         store.close()
         if out is not sys.stdout:

@@ -13,7 +13,7 @@ import itertools
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aiohttp import web
@@ -24,12 +24,13 @@ from rung.server import wire
 from rung.server.errors import error_response
 from rung.server.sinks import Finished, Sink
 from rung.server.state import ACCESS, CONFIG, GATEWAY, SINKS
-from rung.store.trace import Trace, prompt_hash
+from rung.store.trace import NO_TOOLS, ToolUse, Trace, prompt_hash
 from rung.types import (
     ChatRequest,
     Chunk,
     Route,
     TokenLogprob,
+    ToolCall,
     ToolCallDelta,
     Usage,
     assemble_tool_calls,
@@ -61,13 +62,17 @@ class Exchange:
     reply: Reply | None = None
     finished: bool = False
     shown: dict[str, Any] | None = None  # the route as the client sees it, once finished
+    tools: ToolUse = NO_TOOLS  # what the request offered, once parsed
 
     def first_token(self) -> None:
         if self.t_first is None:
             self.t_first = time.perf_counter()
 
     async def finish(self, *, status: str = "ok", usage: Usage | None = None,
-                     text: str | None = None, error: str | None = None) -> None:
+                     text: str | None = None, error: str | None = None,
+                     calls: tuple[ToolCall, ...] = ()) -> None:
+        """Complete the trace (``calls``: the tool calls the client was sent) and hand it
+        to the sinks, once."""
         if self.finished:  # e.g. the client left while [DONE] was being written
             return
         self.finished = True
@@ -85,6 +90,8 @@ class Exchange:
             # What the client is shown: the same, unless a rejected answer is in it.
             self.shown = t.route if self.redact or all(
                 a.answer is None for a in route.attempts) else route.as_dict(answers=False)
+        tools = replace(self.tools, calls=calls) if calls else self.tools
+        t.tools = tools.as_dict(arguments=not self.redact)
         if self.redact:
             t.messages, t.response = None, None
         done = Finished(t, route, usage_known=usage is not None)
@@ -131,6 +138,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         # A body of megabytes takes tens of milliseconds to parse, hash and copy: not on
         # the event loop (a small one is faster inline than a hop to a thread).
         body, req = await asyncio.to_thread(parse) if len(raw) > _INLINE_BYTES else parse()
+        ex.tools = ToolUse.of(req.tools, req.tool_choice)
         opts = body.rung
         ex.reply = gateway.reply(body.model, req, pin=opts.tier if opts else None,
                                  thresholds=opts.thresholds if opts else None)
@@ -164,13 +172,14 @@ async def _full_response(reply: Reply, ex: Exchange, *, rid: str,
         calls.extend(chunk.tool_calls)
         last = chunk
     text = "".join(parts)
-    await ex.finish(usage=last.usage, text=text)
+    tool_calls = assemble_tool_calls(calls)
+    await ex.finish(usage=last.usage, text=text, calls=tool_calls)
     route = reply.route
     body = wire.completion_json(
         rid=rid, model=route.tier or route.requested, text=text,
         logprobs=lps if with_logprobs else None, finish_reason=last.finish_reason,
         usage=last.usage, rung=ex.shown if ex.shown is not None else route.as_dict(answers=False),
-        tool_calls=assemble_tool_calls(calls))
+        tool_calls=tool_calls)
     return web.Response(body=body, content_type="application/json",
                         headers=route_headers(route))
 
@@ -195,6 +204,7 @@ async def _stream_response(request: web.Request, reply: Reply, ex: Exchange, *, 
     await resp.write(wire.chunk_event(rid=rid, model=model, created=created, role=True))
     last = Chunk()
     parts: list[str] = []
+    calls: list[ToolCallDelta] = []
     try:
         chunk = first
         while chunk is not None:
@@ -203,6 +213,7 @@ async def _stream_response(request: web.Request, reply: Reply, ex: Exchange, *, 
                 await resp.write(wire.chunk_event(rid=rid, model=model, created=created,
                                                   chunk=chunk, with_logprobs=with_logprobs))
             parts.append(chunk.text)
+            calls.extend(chunk.tool_calls)
             last = chunk
             try:
                 chunk = await it.__anext__()
@@ -215,15 +226,17 @@ async def _stream_response(request: web.Request, reply: Reply, ex: Exchange, *, 
             await resp.write(wire.usage_event(
                 rid=rid, model=model, created=created, usage=last.usage,
                 rung=reply.route.as_dict(answers=False)))
-        await ex.finish(usage=last.usage, text="".join(parts))
+        await ex.finish(usage=last.usage, text="".join(parts),
+                        calls=assemble_tool_calls(calls))
         await resp.write(wire.DONE_EVENT)
     except RungError as exc:
         # Headers are gone: report the error as a last event, as OpenAI does.
         await ex.finish(status=exc.code or "error", usage=last.usage, text="".join(parts),
-                        error=exc.message)
+                        error=exc.message, calls=assemble_tool_calls(calls))
         await resp.write(b"data: " + error_response(exc).body + b"\n\n")  # type: ignore[operator]
     except (ConnectionResetError, asyncio.CancelledError):
         await ex.finish(status="client_closed", usage=last.usage, text="".join(parts),
-                        error="the client closed the connection")
+                        error="the client closed the connection",
+                        calls=assemble_tool_calls(calls))
         raise
     return resp

@@ -2,8 +2,8 @@
 
 Same schema and schema versions as ``rung.store.sqlite`` (a new migration goes into both),
 with Postgres types: DOUBLE PRECISION for REAL, BOOLEAN for the flags, BIGINT for counts;
-``messages`` and ``route`` stay JSON text, so they read back byte for byte as written
-(``route::jsonb`` queries them). Migrations run under an advisory lock, so replicas that
+``messages``, ``route`` and ``tools`` stay JSON text, so they read back byte for byte as
+written (``route::jsonb`` queries them). Migrations run under an advisory lock, so replicas that
 start together migrate once. One writer thread batches everything queued while the
 previous commit ran; ``await write()`` returns after its batch's COMMIT. Postgres text
 cannot hold NUL, so NUL characters are stored as U+FFFD.
@@ -68,11 +68,14 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX traces_key ON traces(key_id, time);
     """,
+    """
+    ALTER TABLE traces ADD COLUMN tools TEXT;
+    """,
 )
 
 # pg_advisory_lock key: the first 8 bytes of sha256(b"rung.store.migrate"), a signed int64.
 MIGRATE_LOCK = -0x7278_03DB_B399_10AA
-_JSON = {"messages", "route"}
+_JSON = {"messages", "route", "tools"}
 _INSERT = (f"INSERT INTO traces ({', '.join(COLUMNS)}) VALUES "
            f"({', '.join(['%s'] * len(COLUMNS))}) ON CONFLICT (id) DO UPDATE SET "
            + ", ".join(f"{c} = EXCLUDED.{c}" for c in COLUMNS if c != "id"))

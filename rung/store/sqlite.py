@@ -58,12 +58,16 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX traces_key ON traces(key_id, time);
     """,
+    # What a tool-call step offered and called (ToolUse.as_dict()); NULL without tools.
+    """
+    ALTER TABLE traces ADD COLUMN tools TEXT;
+    """,
 )
 
 COLUMNS = ("id", "time", "model", "status", "tier", "key_id", "escalated", "stream",
            "input_tokens", "output_tokens", "latency_ms", "ttft_ms", "cost", "score",
-           "prompt_hash", "messages", "response", "route", "error")
-_JSON = {"messages", "route"}
+           "prompt_hash", "messages", "response", "route", "error", "tools")
+_JSON = {"messages", "route", "tools"}
 _BOOL = {"escalated", "stream"}
 
 
