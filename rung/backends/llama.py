@@ -39,6 +39,9 @@ from rung.backends.textstream import StopTextStream
 from rung.catalog import resolve
 from rung.config import CatalogConfig, LlamaBackendConfig
 from rung.errors import BackendError, ContextLengthExceeded, Overloaded, RequestError, RungError
+from rung.tools.grammar import forced, grammar_text
+from rung.tools.render import knows_tools, offered, template_inputs
+from rung.tools.stream import with_tool_calls
 from rung.types import ChatRequest, Chunk, TokenLogprob, Usage
 
 log = logging.getLogger("rung.backends.llama")
@@ -105,6 +108,7 @@ class LlamaBackend:
         self._catalog = catalog
         self._llms: list[Any] = []
         self._formatter: Any = None
+        self._native_tools = False  # whether the chat template renders tools itself
         self._queue: asyncio.Queue[_Job] | None = None
         self._workers: list[asyncio.Task[None]] = []
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
@@ -160,6 +164,7 @@ class LlamaBackend:
                           n_threads_batch=self._cfg.n_threads, verbose=False)
                     for _ in range(self._cfg.instances)]
         self._formatter = _chat_formatter(llms[0])
+        self._native_tools = knows_tools(_template(llms[0]))
         if self._cfg.parallel > 1:
             self._engine = BatchEngine(llms[0], name=self.name, slots=self._cfg.parallel,
                                        n_ctx=self._cfg.n_ctx, n_batch=self._cfg.n_batch,
@@ -217,8 +222,12 @@ class LlamaBackend:
             if not job.cancelled.is_set():
                 await asyncio.shield(loop.run_in_executor(self._executor, self._run, llm, job))
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
-        self._refuse_tools(request)
+    def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
+        if offered(request):
+            return with_tool_calls(request, self._stream(request))
+        return self._stream(request)
+
+    async def _stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
         if not self._loaded.is_set():
             await self.start()
         if self._load_error is not None:
@@ -227,7 +236,8 @@ class LlamaBackend:
         if self._admitted >= self.capacity + self._cfg.queue_size:
             raise Overloaded(f"tier {self.name}: queue is full ({self._cfg.queue_size} waiting)")
         job = _Job(request, asyncio.get_running_loop())
-        batched = self._engine is not None and request.response_format.type == "text"
+        batched = (self._engine is not None and request.response_format.type == "text"
+                   and not forced(request))  # grammar-held requests take turns
         # A request holds its admission until its consumer is done with it (not until the
         # thread winds down), so a client that sends the next request the moment it has
         # the last answer is never refused for a slot that is being released. It is taken
@@ -265,38 +275,33 @@ class LlamaBackend:
             if engine is not None:  # announced, never submitted
                 engine.withdraw()
 
-    def _refuse_tools(self, request: ChatRequest) -> None:
-        """Local tiers do not call tools yet: a request with tools, or with tool turns in
-        its history, is refused before the model is touched."""
-        if request.tools:
-            raise RequestError(f"tier {self.name}: local tiers do not call tools yet; send "
-                               "requests with 'tools' to an upstream tier.", param="tools",
-                               code="unsupported_parameter")
-        if any(m.role == "tool" or m.tool_calls for m in request.messages):
-            raise RequestError(f"tier {self.name}: local tiers do not read tool calls or tool "
-                               "results yet; send this conversation to an upstream tier.",
-                               param="messages", code="unsupported_parameter")
-
     # -- the generation thread ------------------------------------------------------------
     def _grammar(self, request: ChatRequest) -> Any:
         rf = request.response_format
-        if rf.type == "text":
+        tools = forced(request)
+        if rf.type == "text" and not tools:
             return None
         import json
 
         from llama_cpp import llama_grammar
 
-        key = json.dumps(rf.schema, sort_keys=True) if rf.type == "json_schema" else ""
+        if tools:
+            key = "tools:" + json.dumps([[t.name, t.parameters] for t in tools], sort_keys=True)
+        else:
+            key = json.dumps(rf.schema, sort_keys=True) if rf.type == "json_schema" else ""
         if key not in self._grammars:
             try:
-                if rf.type == "json_schema":
+                if tools:
+                    g = llama_grammar.LlamaGrammar.from_string(grammar_text(tools),
+                                                               verbose=False)
+                elif rf.type == "json_schema":
                     g = llama_grammar.LlamaGrammar.from_json_schema(key, verbose=False)
                 else:
                     g = llama_grammar.LlamaGrammar.from_string(
                         llama_grammar.JSON_GBNF, verbose=False)
             except Exception as exc:
                 raise RequestError(f"unsupported JSON schema: {exc}",
-                                   param="response_format") from exc
+                                   param="tools" if tools else "response_format") from exc
             self._grammars[key] = g
         return self._grammars[key]
 
@@ -363,8 +368,8 @@ class LlamaBackend:
 
     def _render(self, request: ChatRequest) -> tuple[bytes, bool]:
         """The prompt through the chat template, and whether to add BOS."""
-        fmt = self._formatter(messages=[{"role": m.role, "content": m.content}
-                                        for m in request.messages])
+        messages, tools = template_inputs(request, native=self._native_tools)
+        fmt = self._formatter(messages=messages, tools=tools)
         return fmt.prompt.encode("utf-8"), not fmt.added_special
 
     def _prompt(self, request: ChatRequest) -> tuple[list[int], int]:
@@ -467,13 +472,17 @@ _CHATML = (
 )
 
 
-def _chat_formatter(llm: Any) -> Any:
+def _template(llm: Any) -> str:
     """The model's own chat template from its GGUF metadata (ChatML when it has none)."""
+    return str(llm.metadata.get("tokenizer.chat_template", _CHATML))
+
+
+def _chat_formatter(llm: Any) -> Any:
     from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
     eos, bos = llm.token_eos(), llm.token_bos()
     return Jinja2ChatFormatter(
-        template=llm.metadata.get("tokenizer.chat_template", _CHATML),
+        template=_template(llm),
         eos_token=llm._model.token_get_text(eos) if eos != -1 else "",
         bos_token=llm._model.token_get_text(bos) if bos != -1 else "",
         stop_token_ids=[eos],

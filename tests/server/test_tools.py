@@ -1,6 +1,7 @@
 """Tool calling through upstream tiers, driven by the official openai SDK: the request's
 tools reach the upstream intact, its tool calls come back as the SDK expects (whole and
-streamed), bad tool input is a 400 naming the parameter, and local tiers refuse tools."""
+streamed), bad tool input is a 400 naming the parameter, and the embedded local model
+makes forced calls and reads tool results."""
 
 from __future__ import annotations
 
@@ -255,10 +256,49 @@ def test_bad_tool_input_is_a_400_naming_the_param(
 
 
 @pytest.mark.slow
-def test_a_local_tier_refuses_tools_through_the_sdk(smol: LiveServer) -> None:
-    with pytest.raises(openai.BadRequestError) as info:
-        _client(smol).chat.completions.create(model="smollm2-135m", messages=[USER],  # type: ignore[list-item]
-                                              tools=[WEATHER])  # type: ignore[list-item]
-    err = info.value.body
-    assert isinstance(err, dict) and err["param"] == "tools"
-    assert "local tiers do not call tools" in err["message"]
+@pytest.mark.parametrize("model", ["smollm2-135m", "rung"])
+def test_the_embedded_model_makes_a_forced_call_through_the_sdk(smol: LiveServer,
+                                                                 model: str) -> None:
+    """On the embedded model, by name and through the alias: a forced call always parses
+    and follows the schema (a grammar holds the sampler to it), whole and streamed."""
+    client = _client(smol)
+    forced = {"type": "function", "function": {"name": "get_weather"}}
+    kw: dict[str, Any] = {"model": model, "messages": [USER], "tools": [WEATHER, CLOCK],
+                              "tool_choice": forced, "temperature": 0, "max_tokens": 60}
+    r = client.chat.completions.create(**kw)
+    choice = r.choices[0]
+    assert choice.finish_reason == "tool_calls" and choice.message.content in (None, "")
+    [call] = choice.message.tool_calls or []
+    assert call.id.startswith("call_") and call.function.name == "get_weather"  # type: ignore[union-attr]
+    args = json.loads(call.function.arguments)  # type: ignore[union-attr]
+    assert set(args) == {"city"} and isinstance(args["city"], str)
+    with client.chat.completions.stream(**kw) as stream:
+        final = stream.get_final_completion()
+    [streamed] = final.choices[0].message.tool_calls or []
+    assert (streamed.function.name, streamed.function.arguments) == (  # type: ignore[union-attr]
+        "get_weather", call.function.arguments)  # type: ignore[union-attr]
+    assert final.choices[0].finish_reason == "tool_calls"
+
+
+@pytest.mark.slow
+def test_the_embedded_model_reads_a_tool_result_and_answers(smol: LiveServer) -> None:
+    """The second step of a loop: the call and its result go back in the prompt (SmolLM2's
+    template knows no tools: they are written out), and with ``tool_choice`` none the
+    model answers in text, async client this time."""
+    import asyncio
+
+    async def step() -> Any:
+        client = openai.AsyncOpenAI(base_url=f"{smol.url}/v1", api_key="unused",
+                                    max_retries=0)
+        call = {"id": "call_1", "type": "function",
+                "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
+        return await client.chat.completions.create(
+            model="smollm2-135m", tools=[WEATHER], tool_choice="none",  # type: ignore[list-item]
+            messages=[USER, {"role": "assistant", "content": None, "tool_calls": [call]},  # type: ignore[list-item]
+                      {"role": "tool", "tool_call_id": "call_1", "content": "18C and sunny"}],
+            temperature=0, max_tokens=24)
+
+    r = asyncio.run(step())
+    assert r.choices[0].message.tool_calls is None
+    assert r.choices[0].message.content and r.choices[0].finish_reason in ("stop", "length")
+    assert r.usage is not None and r.usage.prompt_tokens > 30  # the history was rendered

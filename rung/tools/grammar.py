@@ -1,0 +1,57 @@
+"""The grammar that constrains a forced or required tool call.
+
+With ``tool_choice`` naming a function, or ``required``, the answer must be a call, and
+the sampler is held to JSON of the shape ``{"name": ..., "arguments": {...}}`` where the
+name is the one function (or one of the tools) and the arguments follow that function's
+parameter schema, so a forced call always parses and, as far as llama.cpp's schema
+converter reaches, validates. A parameter schema the converter cannot take falls back to
+any JSON object for the arguments (the ``tool_schema`` verifier still checks them).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from rung.types import ChatRequest, ToolSpec
+
+log = logging.getLogger("rung.tools")
+
+
+def forced(request: ChatRequest) -> tuple[ToolSpec, ...]:
+    """The tools a call must be one of: the named one, every tool for ``required``, none
+    (no constraint) for ``auto``, ``none`` or no choice given."""
+    choice = request.tool_choice
+    if not request.tools or choice is None or choice.mode in ("auto", "none"):
+        return ()
+    if choice.mode == "function":
+        return tuple(t for t in request.tools if t.name == choice.name)
+    return request.tools
+
+
+def call_schema(tools: tuple[ToolSpec, ...], *, loose: bool = False) -> dict[str, Any]:
+    """The JSON schema of one call to one of ``tools``; ``loose``: any object as arguments."""
+    shapes = [{"type": "object",
+               "properties": {"name": {"const": t.name},
+                              "arguments": {"type": "object"} if loose else _params(t)},
+               "required": ["name", "arguments"], "additionalProperties": False}
+              for t in tools]
+    return shapes[0] if len(shapes) == 1 else {"anyOf": shapes}
+
+
+def _params(tool: ToolSpec) -> dict[str, Any]:
+    p = dict(tool.parameters or {})
+    p.setdefault("type", "object")
+    return p
+
+
+def grammar_text(tools: tuple[ToolSpec, ...]) -> str:
+    """GBNF for one call to one of ``tools`` (the parameter schemas, else loose)."""
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+    try:
+        return str(json_schema_to_gbnf(json.dumps(call_schema(tools))))
+    except (ValueError, KeyError, TypeError, AssertionError, NotImplementedError) as exc:
+        log.info("tool schema not convertible to a grammar (%s); arguments left loose", exc)
+        return str(json_schema_to_gbnf(json.dumps(call_schema(tools, loose=True))))
