@@ -22,6 +22,8 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
+#: Distinct tool names ``rung_tool_calls_total`` labels; later names count as "other".
+TOOL_LABELS = 256
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
                     30, 60, 120)
 
@@ -128,6 +130,24 @@ class Histogram(Collector):
         return [family]
 
 
+class LabelCap:
+    """Bounds a label whose values clients choose (tool names): the first ``limit``
+    distinct values pass as they are, every later one reads ``other``, so a client
+    inventing names cannot grow the registry (and every scrape) without end."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._seen: set[str] = set()
+
+    def __call__(self, value: str) -> str:
+        if value in self._seen:
+            return value
+        if len(self._seen) >= self._limit:
+            return "other"
+        self._seen.add(value)
+        return value
+
+
 class Metrics:
     def __init__(self, state: Callable[[], Iterable[tuple[str, int, int, bool]]]) -> None:
         self.registry = CollectorRegistry()
@@ -149,6 +169,11 @@ class Metrics:
         self.cost_top = Counter(
             "rung_cost_if_top_tier", "What the same answered requests would have cost on the "
             "top tier (cost saved = this minus rung_cost_total).", registry=r)
+        self.tool_calls = Counter(
+            "rung_tool_calls", "Tool calls returned to clients in answered requests, by "
+            f"answering tier and tool name (the first {TOOL_LABELS} distinct tool names; "
+            "calls of any later name count as tool=\"other\").", ["tier", "tool"], registry=r)
+        self.tool_label = LabelCap(TOOL_LABELS)
         self.router_score = Histogram("rung_router_score", "Router scores.",
                                       buckets=[i / 10 for i in range(1, 11)], registry=r)
         self.verifier_score = Histogram("rung_verifier_score", "Verifier scores by verifier.",

@@ -38,7 +38,8 @@ class Sink(Protocol):
 
 
 class MetricsSink:
-    """The Prometheus families of one request: counts, latency, tokens, cost, routing."""
+    """The Prometheus families of one request: counts, latency, tokens, cost, tool calls,
+    routing."""
 
     def __init__(self, metrics: Metrics, *, top_cost: CostConfig) -> None:
         self._m = metrics
@@ -57,6 +58,9 @@ class MetricsSink:
             m.cost.labels(tier).inc(t.cost)
             if done.usage_known:
                 m.cost_top.inc(top_tier_cost(t, self._top))
+            if t.tools is not None:
+                for name in t.tool_use.called:
+                    m.tool_calls.labels(tier, m.tool_label(name)).inc()
         if route is None:
             return
         if route.score is not None:

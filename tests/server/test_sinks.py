@@ -15,7 +15,7 @@ from rung.auth.limits import Limiter
 from rung.cascade import Cascade
 from rung.drift.judging import SampledJudge
 from rung.errors import RateLimited
-from rung.metrics import Metrics
+from rung.metrics import TOOL_LABELS, Metrics
 from rung.server.sinks import (
     Finished,
     JudgeSink,
@@ -79,6 +79,30 @@ def test_metrics_sink_counts_an_error_without_a_route() -> None:
     asyncio.run(MetricsSink(m, top_cost=config_of().ladder_tiers[-1].cost)(done))
     assert _sample(m, "rung_requests_total", tier="none", status="invalid_api_key") == 1
     assert _sample(m, "rung_request_latency_seconds_count", tier="none") is None
+
+
+def test_metrics_sink_caps_the_distinct_tool_names_it_labels() -> None:
+    """Clients choose tool names: past TOOL_LABELS distinct ones, calls count as "other";
+    an error's calls are not counted (only answered requests')."""
+    m = Metrics(list)
+    sink = MetricsSink(m, top_cost=config_of().ladder_tiers[-1].cost)
+
+    def calls(*names: str, status: str = "ok") -> Finished:
+        tools = {"calls": [{"id": f"c{i}", "name": n} for i, n in enumerate(names)]}
+        return _done(tools=tools, status=status)
+
+    asyncio.run(sink(calls("get_weather", "get_weather")))
+    asyncio.run(sink(calls("get_weather", status="backend_timeout")))
+    for i in range(TOOL_LABELS - 1):
+        asyncio.run(sink(calls(f"tool_{i}")))
+    asyncio.run(sink(calls("late_a", "late_b", "tool_0", "get_weather")))
+    assert _sample(m, "rung_tool_calls_total", tier="big", tool="get_weather") == 3
+    assert _sample(m, "rung_tool_calls_total", tier="big", tool="tool_0") == 2
+    assert _sample(m, "rung_tool_calls_total", tier="big", tool="late_a") is None
+    assert _sample(m, "rung_tool_calls_total", tier="big", tool="other") == 2
+    tools = {s.labels["tool"] for f in m.registry.collect() if f.name == "rung_tool_calls"
+             for s in f.samples}
+    assert len(tools) == TOOL_LABELS + 1  # the capped names and "other"
 
 
 def test_limits_sink_charges_the_key() -> None:
