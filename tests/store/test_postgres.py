@@ -41,6 +41,10 @@ def _traces() -> list[Trace]:
                      route={"reason": "score", "attempts": [{"tier": "big",
                                                              "outcome": "answered"}]},
                      error=None))
+    out.append(Trace(id="tools", time=1_700_000_004.5, model="rung", tier="big",
+                     tools={"offered": ["get_weather", "get_time"],
+                            "choice": {"type": "function", "function": {"name": "get_time"}},
+                            "calls": [{"id": "c1", "name": "get_time", "arguments": "{}"}]}))
     return out
 
 
@@ -199,7 +203,8 @@ def test_cli_lists_and_exports_from_postgres(pg_url: str,
     store.close()
     assert main(["traces", "export", "--store", pg_url, "--format", "jsonl"]) == 0
     rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
-    assert [r["id"] for r in rows] == ["t0", "t1", "t2", "t3", "full", "t4", "t5"]
+    assert [r["id"] for r in rows] == ["t0", "t1", "t2", "t3", "full", "t4", "tools", "t5"]
+    assert rows[6]["tools"] == _traces()[-1].tools and "tools" not in rows[0]
     assert main(["traces", "list", "--store", pg_url, "--errors"]) == 0
     out = capsys.readouterr().out
     assert "backend_timeout" in out and len(out.strip().splitlines()) == 2

@@ -155,6 +155,32 @@ def test_migrations_are_idempotent_and_versioned(tmp_path: Path) -> None:
     assert conn.execute("SELECT COUNT(*) FROM schema_version").fetchone()[0] == len(MIGRATIONS)
 
 
+def test_traces_stored_before_tool_use_still_load(tmp_path: Path) -> None:
+    """A store written at schema version 2 (no tools column) migrates in place: its
+    traces read back without tool use and keep their exported shape."""
+    db = tmp_path / "old.db"
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    for i, sql in enumerate(MIGRATIONS[:2], start=1):
+        for statement in sql.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.execute("INSERT INTO schema_version (version) VALUES (?)", (i,))
+    conn.execute("INSERT INTO traces (id, time, model, status, escalated, stream, input_tokens,"
+                 " output_tokens, latency_ms, cost, prompt_hash, route) VALUES ('old', 1.0, "
+                 "'rung', 'ok', 0, 0, 1, 2, 3.0, 0.0, 'h', '{}')")
+    conn.close()
+    store = SqliteStore(db)
+    new = Trace(id="new", time=2.0, model="rung",
+                tools={"offered": ["f"], "calls": [{"id": "c", "name": "f", "arguments": "{}"}]})
+    store.write_sync(new)
+    old, got = store.get("old"), store.get("new")
+    store.close()
+    assert old is not None and old.tools is None and "tools" not in old.as_dict()
+    assert old.tool_use.offered == () and old.tool_use.calls == ()
+    assert got == new and got.tool_use.called == ("f",)
+
+
 def test_cli_export_and_list(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     db = tmp_path / "t.db"
     store = SqliteStore(db)
