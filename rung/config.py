@@ -120,6 +120,20 @@ class JsonVerifierConfig(_Frozen):
         description="When response_format asks for JSON: valid JSON, and the schema if given.")
 
 
+class ToolSchemaVerifierConfig(_Frozen):
+    type: Literal["tool_schema"] = Field(
+        description="Tool calls name an offered tool (the forced one, if named) and their "
+        "arguments validate against its parameter schema; a required or forced choice got "
+        "a call.")
+
+
+class ToolLogprobVerifierConfig(_Frozen):
+    type: Literal["tool_logprob"] = Field(
+        description="Mean logprob of the tokens that write a call's argument values (not "
+        "its punctuation, name or keys).")
+    min_logprob: float = Field(-0.5, le=0, description="Escalate below this value.")
+
+
 class ConsistencyVerifierConfig(_Frozen):
     type: Literal["self_consistency"] = Field(
         description="k extra samples must agree with the answer's final answer.")
@@ -158,7 +172,8 @@ class LearnedVerifierConfig(_Frozen):
 
 VerifierConfig = Annotated[
     LogprobVerifierConfig | JsonVerifierConfig | ConsistencyVerifierConfig
-    | JudgeVerifierConfig | ExamplesVerifierConfig | LearnedVerifierConfig,
+    | JudgeVerifierConfig | ExamplesVerifierConfig | LearnedVerifierConfig
+    | ToolSchemaVerifierConfig | ToolLogprobVerifierConfig,
     Field(discriminator="type"),
 ]
 

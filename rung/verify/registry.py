@@ -8,6 +8,8 @@ from rung.config import (
     JsonVerifierConfig,
     JudgeVerifierConfig,
     LogprobVerifierConfig,
+    ToolLogprobVerifierConfig,
+    ToolSchemaVerifierConfig,
     VerifierConfig,
 )
 from rung.verify.base import Verifier
@@ -31,6 +33,14 @@ def build_verifier(cfg: VerifierConfig) -> Verifier:
         from rung.verify.judge import JudgeVerifier
 
         return JudgeVerifier(tier=cfg.tier, min_yes=cfg.min_yes)
+    if isinstance(cfg, ToolSchemaVerifierConfig):
+        from rung.verify.tools import ToolSchemaVerifier
+
+        return ToolSchemaVerifier()
+    if isinstance(cfg, ToolLogprobVerifierConfig):
+        from rung.verify.tools import ToolLogprobVerifier
+
+        return ToolLogprobVerifier(min_logprob=cfg.min_logprob)
     if isinstance(cfg, ExamplesVerifierConfig):
         from rung.verify.examples import ExamplesVerifier
 

@@ -1,0 +1,130 @@
+"""Verifiers for tool calls: checked before a call is returned for execution.
+
+- ``tool_schema``: every call names a tool that was offered (the forced one, when the
+  choice names one), its arguments are a JSON object that validates against the tool's
+  parameter schema (required ones present, types and enums right), and a ``required`` or
+  forced choice got a call at all.
+- ``tool_logprob``: the model's confidence in what it put in the arguments: the mean
+  logprob of the tokens that write argument values, not of the JSON punctuation, the
+  function name or the keys (which a template or grammar all but dictates, and which
+  would make every call look confident).
+
+An answer without tools offered passes both (they abstain).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+
+from rung.types import Answer, ChatRequest, TokenLogprob, ToolCall, ToolSpec, Verdict
+from rung.verify.base import Generate
+
+
+class ToolSchemaVerifier:
+    name = "tool_schema"
+    needs_logprobs = False
+
+    async def verify(self, request: ChatRequest, answer: Answer,
+                     generate: Generate) -> Verdict:
+        if not request.tools:
+            return Verdict(self.name, 0.0, True, "no tools offered")
+        calls = answer.tool_calls
+        choice = request.tool_choice
+        if not calls:
+            if choice is not None and choice.mode in ("required", "function"):
+                return Verdict(self.name, 1.0, False, f"tool_choice {choice.mode}: no call")
+            return Verdict(self.name, 0.0, True, "no call")
+        tools = {t.name: t for t in request.tools}
+        for call in calls:
+            problem = call_problem(call, tools)
+            if problem is None and choice is not None and choice.mode == "function" \
+                    and call.name != choice.name:
+                problem = f"{call.name}: not the forced {choice.name}"
+            if problem is not None:
+                return Verdict(self.name, 1.0, False, problem[:160])
+        return Verdict(self.name, 0.0, True, f"{len(calls)} valid call(s)")
+
+
+def call_problem(call: ToolCall, tools: dict[str, ToolSpec]) -> str | None:
+    """What is wrong with one call, or None."""
+    tool = tools.get(call.name)
+    if tool is None:
+        return f"{call.name}: no such tool"
+    try:
+        args = json.loads(call.arguments)
+    except ValueError:
+        return f"{call.name}: arguments are not JSON"
+    if not isinstance(args, dict):
+        return f"{call.name}: arguments are not an object"
+    if tool.parameters:
+        import jsonschema
+
+        try:
+            jsonschema.validate(args, tool.parameters)
+        except jsonschema.ValidationError as exc:
+            return f"{call.name}: {exc.message}"
+        except jsonschema.SchemaError:
+            return None  # the client's schema is unusable: nothing to hold the call to
+    return None
+
+
+class ToolLogprobVerifier:
+    """Escalate a call whose argument values' mean token logprob is below ``min_logprob``."""
+
+    name = "tool_logprob"
+    needs_logprobs = True
+
+    def __init__(self, *, min_logprob: float) -> None:
+        self.min_logprob = min_logprob
+
+    async def verify(self, request: ChatRequest, answer: Answer,
+                     generate: Generate) -> Verdict:
+        if not request.tools or not answer.tool_calls:
+            return Verdict(self.name, 0.0, True, "no call")
+        values = [t.logprob for t in value_tokens(answer.logprobs)]
+        if not values:
+            return Verdict(self.name, 0.5, True, "no argument tokens: abstain")
+        mean = sum(values) / len(values)
+        return Verdict(self.name, 1.0 - math.exp(mean), mean >= self.min_logprob,
+                       f"mean argument logprob {mean:.3f} over {len(values)} tokens")
+
+
+_KEY = re.compile(r'"(?:[^"\\]|\\.)*"\s*:')
+_ARGUMENTS = re.compile(r'"(?:arguments|parameters)"\s*:')
+
+
+def value_tokens(tokens: list[TokenLogprob]) -> list[TokenLogprob]:
+    """The tokens that write argument values: after an ``"arguments":`` key, with a
+    letter or digit in them, outside the keys. Text that is no JSON call (an upstream's
+    answer, whose tokens are not the call's) gives none."""
+    text = "".join(t.token for t in tokens)
+    spans = [(m.end(), _end_of_value(text, m.end())) for m in _ARGUMENTS.finditer(text)]
+    if not spans:
+        return []
+    keys = [(m.start(), m.end()) for a, b in spans for m in _KEY.finditer(text, a, b)]
+    out, at = [], 0
+    for t in tokens:
+        start, at = at, at + len(t.token)
+        middle = (start + at) / 2
+        if (any(c.isalnum() for c in t.token) and any(a <= middle < b for a, b in spans)
+                and not any(a <= middle < b for a, b in keys)):
+            out.append(t)
+    return out
+
+
+def _end_of_value(text: str, start: int) -> int:
+    """Where the JSON value that begins at ``start`` ends (the text's end if it does not)."""
+    try:
+        _, end = json.JSONDecoder().raw_decode(text, _skip_space(text, start))
+        return int(end)
+    except ValueError:
+        return len(text)
+
+
+def _skip_space(text: str, at: int) -> int:
+    while at < len(text) and text[at].isspace():
+        at += 1
+    return at
+
