@@ -21,6 +21,9 @@ from rung.types import Outcome, Usage
 MAX_WINDOW_S = 90 * 86400
 _STEPS = (1, 5, 10, 30, 60, 300, 600, 900, 1800, 3600, 3 * 3600, 6 * 3600, 86400)
 TARGET_BUCKETS = 60
+#: Tools listed in a summary, most called first: tool names come from clients, and a
+#: window may hold thousands of them.
+MAX_TOOLS = 50
 _PERCENTILES = (50, 95, 99)
 
 
@@ -105,6 +108,59 @@ class _Bucket:
         }
 
 
+@dataclass
+class _Tools:
+    """Tool-call steps (requests that offered tools) and, per tool, how often it was
+    offered and called. A tool's *steps* are the answered requests whose answer called
+    it, and its escalation rate is the share of those that went past their first tier:
+    which tools the cheaper tiers do not get right."""
+
+    steps: int = 0
+    calls: int = 0
+    offered: Counter[str] = field(default_factory=Counter)
+    called: Counter[str] = field(default_factory=Counter)
+    called_steps: Counter[str] = field(default_factory=Counter)
+    escalated: Counter[str] = field(default_factory=Counter)
+
+    def add(self, t: Trace) -> None:
+        if t.tools is None:
+            return
+        use = t.tool_use
+        if use.offered:
+            self.steps += 1
+            self.offered.update(use.offered)
+        if t.status != "ok" or not use.calls:
+            return
+        self.calls += len(use.calls)
+        self.called.update(use.called)
+        names = set(use.called)
+        self.called_steps.update(names)
+        if t.escalated:
+            self.escalated.update(names)
+
+    def as_dict(self, requests: int) -> dict[str, Any]:
+        names = sorted(self.offered.keys() | self.called.keys(),
+                       key=lambda n: (-self.called[n], -self.offered[n], n))
+        return {
+            "steps": self.steps,
+            "share": self.steps / requests if requests else None,
+            "calls": self.calls,
+            "tools": len(names),
+            "by_tool": [
+                {
+                    "name": n,
+                    "offered": self.offered[n],
+                    "calls": self.called[n],
+                    "steps": self.called_steps[n],
+                    "escalated": self.escalated[n],
+                    "escalation_rate": (self.escalated[n] / self.called_steps[n]
+                                        if self.called_steps[n] else None),
+                }
+                for n in names[:MAX_TOOLS]
+            ],
+        }
+
+
 def summarize(
     traces: Iterable[Trace], *, config: Config, since: float, until: float
 ) -> dict[str, Any]:
@@ -114,6 +170,8 @@ def summarize(
     errors are counted apart (their cost, if any, still counts in ``cost``). Cost saved is
     what the answered traces' tokens would have cost on the last tier, priced by its
     cost model (its ``per_second`` part on the trace's own latency), minus what they did.
+    ``tools``: the share of requests that offered tools, and per tool (at most
+    ``MAX_TOOLS``, most called first) its calls and escalation rate (see ``_Tools``).
     """
     step = bucket_seconds(until - since)
     first = math.floor(since / step) * step
@@ -121,11 +179,13 @@ def summarize(
     buckets = [_Bucket() for _ in range(n)]
     total = _Bucket()
     errors: Counter[str] = Counter()
+    tools = _Tools()
     top = config.ladder_tiers[-1].cost
     for t in traces:
         i = min(n - 1, max(0, int((t.time - first) // step)))
         buckets[i].add(t, top)
         total.add(t, top)
+        tools.add(t)
         if t.status != "ok":
             errors[t.status] += 1
     totals = total.as_dict()
@@ -156,6 +216,7 @@ def summarize(
         "latency_ms": totals["latency_ms"],
         "ttft_ms": totals["ttft_ms"],
         "top_tier": config.ladder_tiers[-1].name,
+        "tools": tools.as_dict(total.requests),
         "buckets": [{"t": first + i * step} | b.as_dict() for i, b in enumerate(buckets)],
     }
 

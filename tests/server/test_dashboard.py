@@ -32,6 +32,7 @@ from rung.server.dashboard import CSP, add_dashboard_routes
 from rung.store.analytics import bucket_seconds, percentiles, summarize
 from rung.store.sqlite import SqliteStore
 from rung.store.trace import Trace
+from rung.types import ToolCall
 from tests.conftest import (
     REPO,
     LiveServer,
@@ -157,13 +158,38 @@ async def _round(url: str, small: UpstreamBehaviour, rng: random.Random) -> Traf
     return done
 
 
-def _generate(db: Path, rounds: int, *, delays: bool = False) -> tuple[Traffic, Config]:
-    """Real traffic through rung into ``db``; returns what was sent and the config."""
+WEATHER = {"type": "function", "function": {"name": "get_weather"}}
+CLOCK = {"type": "function", "function": {"name": "get_time"}}
+
+
+async def _tool_steps(url: str) -> None:
+    """Agent steps: 8 offer tools; small calls get_weather on 6, and the 2 that also ask
+    for JSON escalate to big, which calls get_weather and get_time."""
+    user = {"role": "user", "content": "What is the weather in Lyon?"}
+    async with aiohttp.ClientSession() as s:
+        for i in range(8):
+            body: dict[str, Any] = {"model": "rung", "messages": [user],
+                                    "tools": [WEATHER, CLOCK] if i % 2 else [WEATHER]}
+            if i % 4 == 3:
+                body["response_format"] = {"type": "json_object"}
+            async with s.post(f"{url}/v1/chat/completions", json=body) as r:
+                assert r.status == 200, await r.text()
+
+
+def _generate(
+    db: Path, rounds: int, *, delays: bool = False, tools: bool = False
+) -> tuple[Traffic, Config]:
+    """Real traffic through rung into ``db`` (``tools``: a few tool-call steps too);
+    returns what was sent and the config."""
     rng = random.Random(11)
     total = Traffic()
+    small_call = [ToolCall("call_s", "get_weather", '{"city": "Lyon"}')]
+    big_calls = [ToolCall("call_b", "get_weather", '{"city": "Lyon"}'),
+                 ToolCall("call_t", "get_time", "{}")]
     with (
-        upstream_server(UpstreamBehaviour(reply="Sure: here is a short answer.")) as a,
-        upstream_server(UpstreamBehaviour(reply='{"answer": "ok"}')) as b,
+        upstream_server(UpstreamBehaviour(reply="Sure: here is a short answer.",
+                                          tool_calls=small_call)) as a,
+        upstream_server(UpstreamBehaviour(reply='{"answer": "ok"}', tool_calls=big_calls)) as b,
     ):
         cfg = _config(a.url, b.url)
         app = create_app(cfg, store=SqliteStore(db))
@@ -177,6 +203,9 @@ def _generate(db: Path, rounds: int, *, delays: bool = False) -> tuple[Traffic, 
                     behaviour(a).delay_s = rng.choice((0.01, 0.02, 0.03, 0.05))
                     behaviour(b).delay_s = rng.choice((0.08, 0.12, 0.2))
                 total += asyncio.run(_round(server.url, behaviour(a), rng))
+            if tools:
+                time.sleep(0.4)  # past small's breaker cooldown
+                asyncio.run(_tool_steps(server.url))
     return total, cfg
 
 
@@ -514,7 +543,7 @@ def test_dashboard_in_headless_chromium(tmp_path: Path) -> None:
         "playwright.sync_api", reason="the playwright Python package is not installed"
     )
     real = tmp_path / "real.db"
-    _, cfg = _generate(real, 4, delays=True)
+    _, cfg = _generate(real, 4, delays=True, tools=True)
     source = SqliteStore(real)
     traces = list(source.query())
     source.close()
@@ -553,6 +582,13 @@ def test_dashboard_in_headless_chromium(tmp_path: Path) -> None:
             assert page.locator("#chart-cost svg path.saved-area").count() == 1
             assert page.locator("#t-requests").inner_text() == f"{len(traces):,}"
             assert page.locator("#t-drift").inner_text() == "not configured"
+            # tool-call steps: 8 of the requests; get_weather called on all 8, escalated on 2
+            steps = f"8 tool-call steps, {100 * 8 / len(traces):.1f}% of requests"
+            assert page.locator("#tools-s").inner_text().startswith(steps)
+            weather = page.locator('#tools tr[data-tool="get_weather"] td').all_inner_texts()
+            assert weather == ["get_weather", "8", "8", "8", "2", "25%"]
+            clock = page.locator('#tools tr[data-tool="get_time"] td').all_inner_texts()
+            assert clock == ["get_time", "4", "2", "2", "2", "100%"]
             rows = page.locator("#trace-rows tr")
             assert rows.count() == 50
             # The README's screenshot: taken every run, written into docs/ only when asked
@@ -576,6 +612,16 @@ def test_dashboard_in_headless_chromium(tmp_path: Path) -> None:
             assert "Sure: here is a short answer." in detail or '{"answer": "ok"}' in detail
             page.keyboard.press("Escape")
             assert page.locator("#detail").is_hidden()
+            # a tool-call step's detail shows the tools offered and the calls made
+            page.fill("#q", "weather in lyon")
+            page.wait_for_function("() => document.querySelectorAll('#trace-rows tr').length == 8")
+            rows.filter(has=page.locator(".pill.esc")).first.click()
+            page.wait_for_selector("#detail:not([hidden]) .call")
+            detail = page.locator("#detail-body").inner_text()
+            assert "get_weather, get_time" in detail  # offered
+            assert 'get_weather({"city": "Lyon"})' in detail and "get_time({})" in detail
+            assert "reject json score" in detail  # small's verdict, with its detail
+            page.keyboard.press("Escape")
             assert not problems, problems
         finally:
             ctx.close()

@@ -304,6 +304,20 @@
       $("t-drift-s").textContent = extra.slice(0, 3).map(([k, v]) => `${k} ${typeof v === "number" ? +v.toFixed(3) : v}`).join(" · ");
     }
   }
+  function drawTools(sm) {
+    const tl = sm.tools || { steps: 0, share: null, calls: 0, tools: 0, by_tool: [] };
+    $("tools-s").textContent = `${int(tl.steps)} tool-call steps, ${pct(tl.share)} of requests · ` +
+      `${int(tl.calls)} calls` + (tl.tools > tl.by_tool.length ? ` · top ${tl.by_tool.length} of ${int(tl.tools)} tools` : "");
+    const head = el("tr", {}, el("th", { text: "tool" }), el("th", { class: "num", text: "offered" }),
+      el("th", { class: "num", text: "calls" }), el("th", { class: "num", text: "steps calling it" }),
+      el("th", { class: "num", text: "escalated" }), el("th", { class: "num", text: "escalation rate" }));
+    const rows = tl.by_tool.map((x) => el("tr", { "data-tool": x.name }, el("td", { text: x.name }),
+      el("td", { class: "num", text: int(x.offered) }), el("td", { class: "num", text: int(x.calls) }),
+      el("td", { class: "num", text: int(x.steps) }), el("td", { class: "num", text: int(x.escalated) }),
+      el("td", { class: "num", text: pct(x.escalation_rate) })));
+    $("tools").replaceChildren(head, ...(rows.length ? rows
+      : [el("tr", {}, el("td", { class: "muted", text: "no tools offered in this window" }))]));
+  }
   function drawAll() {
     const sm = state.summary;
     if (!sm) return;
@@ -313,6 +327,7 @@
     drawEscalations(sm);
     drawLatency(sm);
     drawCost(sm);
+    drawTools(sm);
     const ok = sm.totals.requests - sm.totals.errors;
     fillTable("reasons", "escalation reason", sm.reasons, ok);
     fillTable("errors", "error", sm.errors, sm.totals.requests);
@@ -382,12 +397,23 @@
     const ok = a.outcome === "answered";
     const verdicts = (a.verdicts || []).map((v) => el("div", { class: "verdict" },
       el("span", { class: v.accept ? "pill ok" : "pill err", text: v.accept ? "accept" : "reject" }),
-      ` ${v.name} score ${Number(v.score).toFixed(3)}` + (v.reason ? " — " + v.reason : "")));
+      ` ${v.name} score ${Number(v.score).toFixed(3)}` + (v.detail ? " — " + v.detail : "")));
     return el("div", { class: "attempt " + (ok ? "answered" : "failed") },
       el("div", { class: "head", text: `${a.tier}: ${a.outcome}` }),
       a.usage ? el("div", { class: "muted", text: `usage ${a.usage[0]} in / ${a.usage[1]} out` }) : null,
       a.why ? el("div", { class: "muted", text: "why: " + a.why }) : null,
       verdicts);
+  }
+  function callLine(id, name, args) {
+    return el("span", { class: "call", text: `${name}(${args === undefined ? "arguments redacted" : args})`, title: id });
+  }
+  function toolsBox(tools) {
+    const choice = tools.choice === undefined ? null
+      : typeof tools.choice === "string" ? tools.choice : "function " + tools.choice.function.name;
+    const out = [kv([["offered", (tools.offered || []).join(", ")], ["tool_choice", choice]])];
+    if ((tools.calls || []).length) out.push(el("div", { class: "msg answer" }, el("span", { class: "role", text: "tool calls" }),
+      tools.calls.map((c) => callLine(c.id, c.name, c.arguments))));
+    return out;
   }
   async function openTrace(id) {
     state.selected = id;
@@ -422,9 +448,12 @@
     ];
     if (t.escalation_reasons && t.escalation_reasons.length)
       body.push(el("h3", { text: "Escalation reasons" }), el("ul", {}, t.escalation_reasons.map((x) => el("li", { text: x }))));
+    if (t.tools) body.push(el("h3", { text: "Tools" }), ...toolsBox(t.tools));
     body.push(el("h3", { text: "Messages" }));
     if (t.messages === null) body.push(el("p", { class: "muted", text: "redacted" }));
-    else for (const m of t.messages) body.push(el("div", { class: "msg" }, el("span", { class: "role", text: m.role }), m.content));
+    else for (const m of t.messages) body.push(el("div", { class: "msg" },
+      el("span", { class: "role", text: m.role + (m.tool_call_id ? " · " + m.tool_call_id : "") }), m.content,
+      (m.tool_calls || []).map((c) => callLine(c.id, c.function.name, c.function.arguments))));
     body.push(el("h3", { text: "Answer" }));
     if (t.error) body.push(el("div", { class: "msg error" }, el("span", { class: "role", text: "error" }), t.error));
     if (t.response !== null && t.response !== undefined) body.push(el("div", { class: "msg answer" }, el("span", { class: "role", text: "assistant" }), t.response));
