@@ -134,6 +134,15 @@ class ToolLogprobVerifierConfig(_Frozen):
     min_logprob: float = Field(-0.5, le=0, description="Escalate below this value.")
 
 
+class ToolCrossCheckVerifierConfig(_Frozen):
+    type: Literal["tool_crosscheck"] = Field(
+        description="Another tier answers the same turn; a call is accepted only when that "
+        "tier makes the same calls (same functions, same values of the required arguments).")
+    tier: str = Field(min_length=1, description="The tier that cross-checks.")
+    tools: tuple[str, ...] = Field(
+        ("*",), description="Only calls to these tools (globs) are cross-checked.")
+
+
 class ConsistencyVerifierConfig(_Frozen):
     type: Literal["self_consistency"] = Field(
         description="k extra samples must agree with the answer's final answer.")
@@ -173,7 +182,7 @@ class LearnedVerifierConfig(_Frozen):
 VerifierConfig = Annotated[
     LogprobVerifierConfig | JsonVerifierConfig | ConsistencyVerifierConfig
     | JudgeVerifierConfig | ExamplesVerifierConfig | LearnedVerifierConfig
-    | ToolSchemaVerifierConfig | ToolLogprobVerifierConfig,
+    | ToolSchemaVerifierConfig | ToolLogprobVerifierConfig | ToolCrossCheckVerifierConfig,
     Field(discriminator="type"),
 ]
 
@@ -205,6 +214,27 @@ class ScorerConfig(_Frozen):
     path: Path | None = Field(None, description="Model file of a learned scorer "
                               "(`rung router train`).")
     seed: int = Field(0, description="Seed of the random scorer.")
+
+
+class ToolsConfig(_Frozen):
+    allow: tuple[str, ...] = Field(
+        ("*",), description="Tool names (globs) a request may offer; a request offering "
+        "another is refused (400, param `tools`).")
+    deny: tuple[str, ...] = Field(
+        (), description="Tool names (globs) no request may offer (wins over `allow`).")
+    high_stakes: tuple[str, ...] = Field(
+        (), description="Tool names (globs) whose calls, proposed by a lower ladder tier "
+        "through the alias, are cross-checked by `confirm_tier` before they are returned "
+        "(returned only if it makes the same call; else the cascade escalates).")
+    confirm_tier: str | None = Field(
+        None, description="The tier that confirms high-stakes calls (default: the last "
+        "ladder tier).")
+
+    def allows(self, name: str) -> bool:
+        from fnmatch import fnmatchcase
+
+        return (any(fnmatchcase(name, g) for g in self.allow)
+                and not any(fnmatchcase(name, g) for g in self.deny))
 
 
 class RoutingConfig(_Frozen):
@@ -278,6 +308,9 @@ class Config(_Frozen):
                                description="Drift monitoring in the server.")
     routing: RoutingConfig = Field(default_factory=RoutingConfig,
                                    description="Routing and the cascade.")
+    tools: ToolsConfig = Field(default_factory=ToolsConfig,
+                               description="Which tools requests may offer, and which calls "
+                               "a stronger tier confirms.")
     tiers: tuple[TierConfig, ...] = Field(
         default=(TierConfig(name=EMBEDDED_MODEL),),
         min_length=1,
@@ -307,6 +340,8 @@ class Config(_Frozen):
             raise ValueError("routing.thresholds must be non-decreasing values in [0, 1]")
         if self.routing.scorer.type == "learned" and self.routing.scorer.path is None:
             raise ValueError("routing.scorer.path is required for a learned scorer")
+        if self.tools.confirm_tier is not None and self.tools.confirm_tier not in names:
+            raise ValueError(f"tools.confirm_tier {self.tools.confirm_tier!r} does not exist")
         if self.drift.judge_tier is not None and self.drift.judge_tier not in names:
             raise ValueError(f"drift.judge_tier {self.drift.judge_tier!r} does not exist")
         for t in self.tiers:
@@ -314,7 +349,8 @@ class Config(_Frozen):
                 raise ValueError(f"tier {t.name!r} is off the ladder (ladder = false): its "
                                  "verifiers would never run")
             for v in t.verifiers:
-                if isinstance(v, JudgeVerifierConfig | ConsistencyVerifierConfig) \
+                if isinstance(v, JudgeVerifierConfig | ConsistencyVerifierConfig
+                              | ToolCrossCheckVerifierConfig) \
                         and v.tier and v.tier not in names:
                     raise ValueError(f"tier {t.name!r}: {v.type} tier {v.tier!r} does not "
                                      "exist")

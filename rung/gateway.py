@@ -23,7 +23,7 @@ from rung.routing.policy import start_tier
 from rung.routing.scorers import Scorer, build_scorer
 from rung.types import ChatRequest, Chunk
 from rung.verify.base import Verifier
-from rung.verify.registry import build_verifier
+from rung.verify.registry import tier_verifiers
 
 __all__ = ["Gateway", "Reply"]
 
@@ -39,8 +39,7 @@ class Gateway:
             if tier.name not in self.backends:
                 self.backends[tier.name] = build_backend(tier, catalog=config.catalog)
         self.scorer = scorer or build_scorer(config.routing.scorer)
-        self.verifiers: dict[str, list[Verifier]] = {
-            t.name: [build_verifier(v) for v in t.verifiers] for t in config.tiers}
+        self.verifiers: dict[str, list[Verifier]] = tier_verifiers(config)
         self.cascade = Cascade(config.tiers, self.backends, self.verifiers)
 
     @property

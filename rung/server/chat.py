@@ -20,7 +20,7 @@ from aiohttp import web
 
 from rung.cascade import Reply
 from rung.errors import PayloadTooLarge, RungError
-from rung.server import wire
+from rung.server import tools_wire, wire
 from rung.server.errors import error_response
 from rung.server.sinks import Finished, Sink
 from rung.server.state import ACCESS, CONFIG, GATEWAY, SINKS
@@ -139,6 +139,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         # the event loop (a small one is faster inline than a hop to a thread).
         body, req = await asyncio.to_thread(parse) if len(raw) > _INLINE_BYTES else parse()
         ex.tools = ToolUse.of(req.tools, req.tool_choice)
+        tools_wire.check_allowed(config.tools, req.tools)
         opts = body.rung
         ex.reply = gateway.reply(body.model, req, pin=opts.tier if opts else None,
                                  thresholds=opts.thresholds if opts else None)

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from rung.config import ToolsConfig
 from rung.errors import RequestError
 from rung.types import Message, ToolCall, ToolCallDelta, ToolChoice, ToolSpec
 
@@ -63,6 +64,15 @@ def refuse_legacy(data: dict[str, Any]) -> None:
         if old in data:
             raise RequestError(f"'{old}' is deprecated and not supported: use '{new}'.",
                                param=old, code="unsupported_parameter")
+
+
+def check_allowed(policy: ToolsConfig, tools: Sequence[ToolSpec]) -> None:
+    """A 400 naming the first offered tool the operator's ``[tools]`` allow/deny lists
+    refuse (the request never reaches a model, so no call to it can be made)."""
+    for i, t in enumerate(tools):
+        if not policy.allows(t.name):
+            raise RequestError(f"Tool '{t.name}' is not allowed on this gateway.",
+                               param=f"tools[{i}]", code="tool_not_allowed")
 
 
 def tools_of(tools: Sequence[ToolDef] | None) -> tuple[ToolSpec, ...]:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from rung.config import (
+    Config,
     ConsistencyVerifierConfig,
     ExamplesVerifierConfig,
     JsonVerifierConfig,
     JudgeVerifierConfig,
     LogprobVerifierConfig,
+    ToolCrossCheckVerifierConfig,
     ToolLogprobVerifierConfig,
     ToolSchemaVerifierConfig,
     VerifierConfig,
@@ -41,6 +43,10 @@ def build_verifier(cfg: VerifierConfig) -> Verifier:
         from rung.verify.tools import ToolLogprobVerifier
 
         return ToolLogprobVerifier(min_logprob=cfg.min_logprob)
+    if isinstance(cfg, ToolCrossCheckVerifierConfig):
+        from rung.verify.tools import ToolCrossCheckVerifier
+
+        return ToolCrossCheckVerifier(tier=cfg.tier, tools=cfg.tools)
     if isinstance(cfg, ExamplesVerifierConfig):
         from rung.verify.examples import ExamplesVerifier
 
@@ -48,3 +54,17 @@ def build_verifier(cfg: VerifierConfig) -> Verifier:
     from rung.verify.learned_check import LearnedVerifier
 
     return LearnedVerifier(path=cfg.path, max_score=cfg.max_score)
+
+
+def tier_verifiers(config: Config) -> dict[str, list[Verifier]]:
+    """Every tier's verifiers: its own, then, on each ladder tier below the confirming
+    tier (every ladder tier, when it is off the ladder), a cross-check of high-stakes calls
+    by that tier (``[tools] high_stakes``)."""
+    out = {t.name: [build_verifier(v) for v in t.verifiers] for t in config.tiers}
+    ladder = [t.name for t in config.ladder_tiers]
+    confirm = config.tools.confirm_tier or ladder[-1]
+    if config.tools.high_stakes:  # a confirming tier off the ladder checks every rung
+        for name in ladder[: ladder.index(confirm)] if confirm in ladder else ladder:
+            out[name].append(build_verifier(ToolCrossCheckVerifierConfig(
+                type="tool_crosscheck", tier=confirm, tools=config.tools.high_stakes)))
+    return out

@@ -4,6 +4,12 @@
   choice names one), its arguments are a JSON object that validates against the tool's
   parameter schema (required ones present, types and enums right), and a ``required`` or
   forced choice got a call at all.
+- ``tool_crosscheck``: another tier answers the same turn, and a call is accepted only
+  when that tier makes the same calls: the same functions, and the same values (after
+  light normalisation) of each function's required arguments. Optional arguments are
+  left out of the comparison: two right calls often differ in them (a default spelled
+  out or not). Restricted to some tools (globs), it is how high-stakes tools are
+  confirmed (``[tools] high_stakes``).
 - ``tool_logprob``: the model's confidence in what it put in the arguments: the mean
   logprob of the tokens that write argument values, not of the JSON punctuation, the
   function name or the keys (which a template or grammar all but dictates, and which
@@ -17,6 +23,8 @@ from __future__ import annotations
 import json
 import math
 import re
+from fnmatch import fnmatchcase
+from typing import Any
 
 from rung.types import Answer, ChatRequest, TokenLogprob, ToolCall, ToolSpec, Verdict
 from rung.verify.base import Generate
@@ -47,17 +55,23 @@ class ToolSchemaVerifier:
         return Verdict(self.name, 0.0, True, f"{len(calls)} valid call(s)")
 
 
+def arguments_of(call: ToolCall) -> dict[str, Any] | None:
+    """A call's arguments when they are a JSON object, else None."""
+    try:
+        args = json.loads(call.arguments)
+    except ValueError:
+        return None
+    return args if isinstance(args, dict) else None
+
+
 def call_problem(call: ToolCall, tools: dict[str, ToolSpec]) -> str | None:
     """What is wrong with one call, or None."""
     tool = tools.get(call.name)
     if tool is None:
         return f"{call.name}: no such tool"
-    try:
-        args = json.loads(call.arguments)
-    except ValueError:
-        return f"{call.name}: arguments are not JSON"
-    if not isinstance(args, dict):
-        return f"{call.name}: arguments are not an object"
+    args = arguments_of(call)
+    if args is None:
+        return f"{call.name}: arguments are not a JSON object"
     if tool.parameters:
         import jsonschema
 
@@ -128,3 +142,53 @@ def _skip_space(text: str, at: int) -> int:
         at += 1
     return at
 
+
+
+class ToolCrossCheckVerifier:
+    name = "tool_crosscheck"
+    needs_logprobs = False
+
+    def __init__(self, *, tier: str, tools: tuple[str, ...] = ("*",)) -> None:
+        self.tier, self.tools = tier, tools
+
+    async def verify(self, request: ChatRequest, answer: Answer,
+                     generate: Generate) -> Verdict:
+        calls = answer.tool_calls
+        if not calls or not any(fnmatchcase(c.name, g) for c in calls for g in self.tools):
+            return Verdict(self.name, 0.0, True, "no call to cross-check")
+        other = await generate(self.tier, request)
+        specs = {t.name: t for t in request.tools}
+        mine = sorted(call_key(c, specs) for c in calls)
+        theirs = sorted(call_key(c, specs) for c in other.tool_calls)
+        if mine == theirs:
+            return Verdict(self.name, 0.0, True, f"{self.tier} makes the same call(s)")
+        names = ", ".join(c.name for c in other.tool_calls) or "no call"
+        return Verdict(self.name, 1.0, False, f"{self.tier} differs: {names}"[:160])
+
+
+def call_key(call: ToolCall, specs: dict[str, ToolSpec]) -> str:
+    """What two calls must share to agree: the function and its required arguments'
+    normalised values (all arguments when the schema names none required)."""
+    args = arguments_of(call)
+    if args is None:
+        return f"{call.name}:{call.arguments}"
+    spec = specs.get(call.name)
+    required = (spec.parameters or {}).get("required") if spec else None
+    keys = sorted(required) if isinstance(required, list) and required else sorted(args)
+    return call.name + ":" + json.dumps({k: _norm(args.get(k)) for k in keys}, sort_keys=True)
+
+
+def _norm(value: Any) -> Any:
+    """Values that mean the same compare equal: case and surrounding space of strings,
+    1 and 1.0, and the same inside lists and objects."""
+    if isinstance(value, str):
+        return " ".join(value.lower().split())
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, list):
+        return [_norm(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _norm(v) for k, v in sorted(value.items())}
+    return value

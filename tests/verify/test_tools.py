@@ -52,8 +52,8 @@ SCHEMA = [
     ("valid, optional given", None, [call(args='{"city": "Paris", "unit": "c"}')], True, ""),
     ("two valid", None, [call(), call("get_time", "{}")], True, "2 valid"),
     ("no such tool", None, [call("get_wether")], False, "no such tool"),
-    ("arguments not JSON", None, [call(args='{"city": ')], False, "not JSON"),
-    ("arguments a list", None, [call(args="[1]")], False, "not an object"),
+    ("arguments not JSON", None, [call(args='{"city": ')], False, "not a JSON object"),
+    ("arguments a list", None, [call(args="[1]")], False, "not a JSON object"),
     ("required missing", None, [call(args="{}")], False, "'city' is a required property"),
     ("wrong type", None, [call(args='{"city": 3}')], False, "is not of type 'string'"),
     ("not in enum", None, [call(args='{"city": "P", "unit": "k"}')], False, "is not one of"),
@@ -132,3 +132,63 @@ def test_a_bad_call_from_the_first_tier_is_never_returned() -> None:
             assert r.headers["x-rung-tier"] == "big"
             route = r.headers["x-rung-route"]
             assert "small:rejected(tool_schema=1.00-)" in route and "big:answered" in route
+
+
+DELETE: Any = {"type": "function", "function": {
+    "name": "delete_file", "parameters": {"type": "object", "properties": {
+        "path": {"type": "string"}, "force": {"type": "boolean"}}, "required": ["path"]}}}
+
+
+@pytest.mark.parametrize(("big_path", "tier", "big_calls"), [
+    ("/TMP/a.txt ", "small", 1),  # the same call (normalised): the small tier's is returned
+    ("/etc/passwd", "big", 2),  # the strong tier differs: the cascade escalates to it
+])
+def test_a_high_stakes_call_is_confirmed_by_the_named_tier(big_path: str, tier: str,
+                                                           big_calls: int) -> None:
+    small_b = UpstreamBehaviour(tool_calls=[ToolCall(
+        "call_s", "delete_file", '{"path": "/tmp/a.txt", "force": true}')])
+    big_b = UpstreamBehaviour(tool_calls=[ToolCall(
+        "call_b", "delete_file", json.dumps({"path": big_path}))])
+    with upstream_server(small_b) as small, upstream_server(big_b) as big:
+        cfg = config_of(tiers=[upstream_tier("small", small.url), upstream_tier("big", big.url)],
+                        routing={"thresholds": []},
+                        tools={"high_stakes": ["delete_*"], "confirm_tier": "big"})
+        with rung_server(cfg) as server:
+            client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="x", max_retries=0)
+            msgs: Any = [{"role": "user", "content": "Delete /tmp/a.txt"}]
+            r = client.chat.completions.with_raw_response.create(
+                model="rung", messages=msgs, tools=[DELETE, WEATHER])
+            [c] = r.parse().choices[0].message.tool_calls or []
+            assert r.headers["x-rung-tier"] == tier
+            assert c.id == ("call_s" if tier == "small" else "call_b")
+            assert big_b.calls == big_calls  # the confirmation, then (if it differs) the answer
+            # a call to a tool that is not high-stakes is returned unconfirmed
+            small_b.tool_calls = [ToolCall("call_w", "get_weather", '{"city": "Oslo"}')]
+            r = client.chat.completions.with_raw_response.create(
+                model="rung", messages=msgs, tools=[DELETE, WEATHER])
+            assert r.headers["x-rung-tier"] == "small" and big_b.calls == big_calls
+
+
+def test_tools_outside_the_allow_list_or_on_the_deny_list_are_refused() -> None:
+    with upstream_server(UpstreamBehaviour()) as up:
+        cfg = config_of(tiers=[upstream_tier("up", up.url)],
+                        tools={"allow": ["get_*", "delete_file"], "deny": ["delete_*"]})
+        with rung_server(cfg) as server:
+            client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="x", max_retries=0)
+            msgs: Any = [{"role": "user", "content": "hi"}]
+            clock: Any = {"type": "function", "function": {"name": "set_time"}}
+            for tools, index, name in (([WEATHER, DELETE], 1, "delete_file"),
+                                       ([clock], 0, "set_time")):
+                with pytest.raises(openai.BadRequestError) as info:
+                    client.chat.completions.create(model="up", messages=msgs, tools=tools)
+                err: Any = info.value.body
+                assert err["param"] == f"tools[{index}]" and err["code"] == "tool_not_allowed"
+                assert name in err["message"]
+            assert client.chat.completions.create(model="up", messages=msgs, tools=[WEATHER])
+            assert up_calls(up) == 1
+
+
+def up_calls(server: Any) -> int:
+    from tests.conftest import behaviour
+
+    return behaviour(server).calls
