@@ -224,6 +224,9 @@ def summarize(
 def _text(t: Trace) -> str:
     parts = [t.id, t.prompt_hash, t.model]
     parts += [m.get("content", "") for m in t.messages or ()]
+    if t.tools is not None:  # a tool's name finds the steps that offered or called it
+        use = t.tool_use
+        parts += [*use.offered, *use.called]
     return "\n".join(parts).lower()
 
 

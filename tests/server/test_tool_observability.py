@@ -162,6 +162,16 @@ def test_trace_detail_and_cli_export_carry_the_tools(
     assert json.loads(table[0]["tools"]) == traces["auto"].tools and table[3]["tools"] == ""
 
 
+def test_dashboard_search_finds_steps_by_tool_name(
+        plain_run: tuple[dict[str, Trace], str, Any, Path]) -> None:
+    traces, _, _, db = plain_run
+    with rung_server(config_of(tiers=[upstream_tier("up", "http://127.0.0.1:9")]),
+                     store=db) as server:
+        found = http("GET", f"{server.url}/admin/api/traces?q=GET_TIME&limit=500").json()
+    expected = {traces[n].id for n in ("auto", "stream", "json", "unknown model")}
+    assert {r["id"] for r in found["data"]} == expected
+
+
 def test_redacted_traces_keep_tool_names_but_no_arguments(tmp_path: Path) -> None:
     db = tmp_path / "traces.db"
     with gateway(db, redact=True) as server:
