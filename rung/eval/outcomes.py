@@ -30,9 +30,18 @@ def write_outcomes(rows: Sequence[dict[str, Any]], tiers: Sequence[str], benchma
             if all(t in per for t in tiers):
                 first = per[tiers[0]]
                 w.writerow([first["question"], *(str(bool(per[t]["correct"])) for t in tiers),
-                            *(per[t]["answer"] for t in tiers)])
+                            *(response(per[t]) for t in tiers)])
     (directory / "columns.json").write_text(json.dumps({"weak": tiers[0], "strong": tiers[-1]}))
     return path
+
+
+def response(row: dict[str, Any]) -> str:
+    """What a row answered, as the table's text: its text, then its tool calls (if it
+    made any) one per line as ``name(arguments)``, so that a verifier trained on the
+    table sees the calls."""
+    calls = [f"{c['function']['name']}({c['function']['arguments']})"
+             for c in row.get("tool_calls") or ()]
+    return "\n".join([str(row["answer"]), *calls]).strip("\n") if calls else str(row["answer"])
 
 
 def answers_on(run: Path, prompts: Sequence[str]) -> dict[str, dict[int, dict[str, Any]]]:

@@ -76,16 +76,42 @@ def _accepts(row: Row, threshold: float) -> bool:
     return confidence(row) >= threshold and bool(row.get("examples_pass", True))
 
 
+def cascade(rows: Sequence[Row], thresholds: Sequence[float]) -> tuple[bool, float]:
+    """(right, seconds) of one item through the cascade with these thresholds."""
+    seconds = 0.0
+    for i, r in enumerate(rows):
+        seconds += seconds_of(r)
+        if i == len(rows) - 1 or _accepts(r, thresholds[i]):
+            return bool(r["correct"]), seconds
+    return False, seconds
+
+
 def simulate(items: Sequence[list[Row]], thresholds: Sequence[float]) -> tuple[float, float]:
     """(accuracy, total seconds) of the cascade with these thresholds."""
     correct, seconds = 0, 0.0
     for rows in items:
-        for i, r in enumerate(rows):
-            seconds += seconds_of(r)
-            if i == len(rows) - 1 or _accepts(r, thresholds[i]):
-                correct += bool(r["correct"])
-                break
+        right, secs = cascade(rows, thresholds)
+        correct += right
+        seconds += secs
     return correct / len(items), seconds
+
+
+def per_category(items: Sequence[list[Row]], tiers: Sequence[str],
+                 cascade_right: dict[str, bool]) -> dict[str, dict[str, Any]]:
+    """Accuracy per category (rows with a ``category``, e.g. BFCL's) of each tier and of
+    the replayed cascade (``cascade_right``: item -> its answer was right)."""
+    groups: dict[str, list[list[Row]]] = {}
+    for rows in items:
+        groups.setdefault(str(rows[0].get("category") or ""), []).append(rows)
+
+    def share(hits: Sequence[bool]) -> float:
+        return round(sum(hits) / len(hits), 4)
+
+    return {c: {"n": len(g),
+                "tiers": {t: share([bool(rows[i]["correct"]) for rows in g])
+                          for i, t in enumerate(tiers)},
+                "cascade": share([cascade_right[rows[0]["item"]] for rows in g])}
+            for c, g in groups.items()}
 
 
 def oracles(items: Sequence[list[Row]]) -> dict[str, dict[str, float]]:
@@ -139,7 +165,8 @@ def replay(rows: Sequence[Row], tiers: Sequence[str], *, target: float = 0.95,
            verifier_model: str | None = None,
            thresholds: Sequence[float] | None = None) -> dict[str, Any]:
     """Replayed cascade with cross-fitted thresholds, or with fixed ``thresholds`` (one
-    per tier but the last: what a config's verifiers use) on every item."""
+    per tier but the last: what a config's verifiers use) on every item; broken down
+    per category when the rows have one (BFCL's)."""
     if thresholds is not None and len(thresholds) != len(tiers) - 1:
         raise ValueError(f"{len(tiers) - 1} thresholds needed, one per tier but the last")
     if verifier == "learned" and verifier_model is None:
@@ -163,12 +190,15 @@ def replay(rows: Sequence[Row], tiers: Sequence[str], *, target: float = 0.95,
     chosen: list[list[float]] = []
     splits = ([(halves[0], halves[1]), (halves[1], halves[0])] if thresholds is None
               else [(items, items)])
+    cascade_right: dict[str, bool] = {}
     for fit, test in splits:
         th = choose(fit, target=target) if thresholds is None else list(thresholds)
         chosen.append(th)
-        acc, secs = simulate(test, th)
-        correct += acc * len(test)
-        seconds += secs
+        for rows_ in test:
+            right, secs = cascade(rows_, th)
+            cascade_right[rows_[0]["item"]] = right
+            correct += right
+            seconds += secs
     cut = ("the learned verifier's score" if verifier == "learned"
            else "mean token logprob")
     bounds = {k: {"accuracy": round(v["accuracy"], 4),
@@ -179,6 +209,8 @@ def replay(rows: Sequence[Row], tiers: Sequence[str], *, target: float = 0.95,
                     "seconds_per_item": round(sum(seconds_of(r[i]) for r in items) / len(items),
                                               3)}
                 for i, t in enumerate(tiers)}
+    categories = ({"categories": per_category(items, tiers, cascade_right)}
+                  if any(rows_[0].get("category") for rows_ in items) else {})
     return {
         "n": len(items), "tiers": per_tier,
         "always_largest": {"accuracy": round(largest_acc, 4),
@@ -196,4 +228,5 @@ def replay(rows: Sequence[Row], tiers: Sequence[str], *, target: float = 0.95,
                      f"{target:.0%} of the largest tier's accuracy), measured on the other")
                     + ("; an answer must also pass its prompt's examples"
                        if verifier == "examples" else ""),
+        **categories,
     }
