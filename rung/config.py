@@ -70,6 +70,11 @@ class LlamaBackendConfig(_Frozen):
         32, ge=0, description="Requests that may wait for a free instance before new ones "
         "get 503 with retry-after."
     )
+    prefix_cache: bool = Field(
+        True, description="Keep the KV of recent prompts, so a request evaluates only the "
+        "tokens past the longest prefix it shares with one (each step of an agent loop "
+        "pays for its new turns, not its history; see `bench/agent_loop_bench.py`)."
+    )
 
     @model_validator(mode="after")
     def _one_batched_instance(self) -> LlamaBackendConfig:
