@@ -18,16 +18,16 @@ from rung.verify.final import final_number
 def check(item: Item, answer: str, calls: Sequence[ToolCall] = ()) -> bfcl.Result:
     """The verdict on an answer (its text and the tool calls it made), with why where the
     check can say (tool calls); the text checks say only right or wrong."""
-    if item.calls is not None:
-        return bfcl.check(item.calls, calls)
+    if item.case is not None:
+        return bfcl.check(item.case, calls)
     right = is_correct(item, answer)
     return bfcl.Result(right, "")
 
 
 def is_correct(item: Item, answer: str) -> bool:
     """Whether a text answer passes the item's check (tool-calling items: see ``check``)."""
-    if item.calls is not None:
-        return bfcl.check(item.calls, ()).correct
+    if item.case is not None:
+        return bfcl.check(item.case, ()).correct
     if item.dataset == "gsm8k":
         return final_number(answer) == final_number(item.reference)
     if item.dataset == "mc":

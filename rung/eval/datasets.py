@@ -38,7 +38,7 @@ class Item:
     category: str = ""  # the dataset's own subset (BFCL's), for per-category accuracy
     # A tool-calling item: its conversation and tools are sent instead of ``prompt``, and
     # the calls made are checked.
-    calls: bfcl.Case | None = None
+    case: bfcl.Case | None = None
 
 
 def first(items: Sequence[Item], limit: int | None) -> list[Item]:
@@ -127,5 +127,5 @@ def bfcl_items(path: str) -> tuple[list[Item], str]:
     """BFCL's items (:func:`rung.eval.bfcl.load`) as evaluation items."""
     cases, digest = bfcl.load(path)
     return [Item(id=f"bfcl/{c.id}", dataset="bfcl", prompt=c.question, question=c.question,
-                 reference=json.dumps(c.ground_truth), category=c.category, calls=c)
+                 reference=json.dumps(c.ground_truth), category=c.category, case=c)
             for c in cases], digest

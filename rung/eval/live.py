@@ -56,9 +56,9 @@ def request_for(item: Item, *, seed: int, max_tokens: int) -> ChatRequest:
     free to call any or none of them."""
     # Logprobs are asked for so that logprob-gated cascades can be replayed offline from
     # pinned runs (rung.eval.replay); they do not change the greedy answer.
-    if item.calls is not None:
-        tools = item.calls.tools
-        return ChatRequest(messages=item.calls.messages, max_tokens=max_tokens,
+    if item.case is not None:
+        tools = item.case.tools
+        return ChatRequest(messages=item.case.messages, max_tokens=max_tokens,
                            temperature=0.0, seed=seed, logprobs=True, tools=tools,
                            tool_choice=ToolChoice("auto") if tools else None)
     return ChatRequest(messages=(Message("user", item.prompt),), max_tokens=max_tokens,
@@ -107,7 +107,7 @@ async def answer_one(gateway: Gateway, item: Item, target: Target, *, seed: int,
     }
     if item.category:
         row["category"] = item.category
-    if item.calls is not None:
+    if item.case is not None:
         row["tool_calls"] = [c.as_dict() for c in calls]
         row["why"] = verdict.why or error
     return row
