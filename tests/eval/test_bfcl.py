@@ -249,6 +249,9 @@ def test_parallel_calls_pair_up_even_where_greedy_matching_would_not() -> None:
     calls = calls_of([("f", {"x": 1}), ("f", {"x": 2})])
     assert bfcl.check(case, calls).correct
     assert not bfcl.check(case, calls_of([("f", {"x": 2}), ("f", {"x": 2})])).correct
+    # each ground-truth call fits a call, but only the same one
+    shared = bfcl.check(case, calls_of([("f", {"x": 1}), ("f", {"x": 3})]))
+    assert not shared.correct and "sharing" in shared.why
 
 
 def test_eval_run_on_bfcl_through_upstream_tiers(tmp_path: Path,
