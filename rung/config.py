@@ -251,6 +251,11 @@ class RoutingConfig(_Frozen):
     stream_unverified: bool = Field(
         False, description="Stream the starting tier's answer as it is generated, without "
         "verification or escalation (lower time to first token).")
+    sticky_s: float = Field(
+        0.0, ge=0, description="Seconds a conversation's later steps keep starting at the "
+        "tier it escalated to (keyed by its system prompt, tools and first user message; "
+        "since last use; per process, at most 10,000 conversations). 0: off, every step "
+        "is scored afresh.")
 
 
 class CatalogConfig(_Frozen):
