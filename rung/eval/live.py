@@ -25,7 +25,15 @@ from rung.eval.checks import check
 from rung.eval.datasets import Item
 from rung.eval.replay import seconds_of
 from rung.gateway import Gateway
-from rung.types import ChatRequest, Message, ToolCallDelta, ToolChoice, assemble_tool_calls
+from rung.types import (
+    ChatRequest,
+    Message,
+    TokenLogprob,
+    ToolCallDelta,
+    ToolChoice,
+    assemble_tool_calls,
+)
+from rung.verify.tools import call_problem, value_tokens
 
 POLICY = "policy"
 
@@ -72,6 +80,7 @@ async def answer_one(gateway: Gateway, item: Item, target: Target, *, seed: int,
     t0 = time.perf_counter()
     text, usage, error, compute = "", None, None, None
     lps: list[float] = []
+    toks: list[TokenLogprob] = []
     deltas: list[ToolCallDelta] = []
     reply = gateway.reply(model, req)
     try:
@@ -80,6 +89,7 @@ async def answer_one(gateway: Gateway, item: Item, target: Target, *, seed: int,
             usage = chunk.usage or usage
             compute = chunk.compute_s if chunk.compute_s is not None else compute
             lps.extend(t.logprob for t in chunk.logprobs)
+            toks.extend(chunk.logprobs)
             deltas.extend(chunk.tool_calls)
     except RungError as exc:
         error = exc.message
@@ -110,6 +120,11 @@ async def answer_one(gateway: Gateway, item: Item, target: Target, *, seed: int,
     if item.case is not None:
         row["tool_calls"] = [c.as_dict() for c in calls]
         row["why"] = verdict.why or error
+        # What the tool verifiers would see, so their cascades replay offline.
+        specs = {t.name: t for t in req.tools}
+        row["schema_ok"] = all(call_problem(c, specs) is None for c in calls)
+        values = [t.logprob for t in value_tokens(toks)] if calls else []
+        row["arg_logprob"] = round(sum(values) / len(values), 5) if values else None
     return row
 
 

@@ -78,10 +78,22 @@ def call_problem(call: ToolCall, tools: dict[str, ToolSpec]) -> str | None:
         try:
             jsonschema.validate(args, tool.parameters)
         except jsonschema.ValidationError as exc:
-            return f"{call.name}: {exc.message}"
+            return f"{call.name}: {_failure(exc)}"
         except jsonschema.SchemaError:
             return None  # the client's schema is unusable: nothing to hold the call to
     return None
+
+
+def _failure(exc: Any) -> str:
+    """A schema failure named by where and which rule, never by the value (verdicts are
+    stored even when ``store.redact`` keeps arguments out of traces): a required
+    property's name is the schema's, so it is said; a wrong value is not."""
+    where = "/".join(str(p) for p in exc.absolute_path) or "arguments"
+    if exc.validator == "required":
+        return f"{where}: {exc.message}"
+    rule = f"{exc.validator} {json.dumps(exc.validator_value)}" \
+        if exc.validator in ("type", "enum", "const") else str(exc.validator)
+    return f"{where}: fails {rule}"[:160]
 
 
 class ToolLogprobVerifier:
