@@ -275,8 +275,9 @@ class StoreConfig(_Frozen):
     url: str = Field(DEFAULT_STORE, description="Trace store: `sqlite:///PATH` (`~` expands; "
                      "`sqlite:////abs/path` for an absolute path). `rung serve --store` and "
                      "`rung traces --store` override it.")
-    redact: bool = Field(False, description="Keep prompts and answers out of traces "
-                         "(hashes, tokens, costs and routes are still stored).")
+    redact: bool = Field(False, description="Keep prompts, answers and tool-call arguments "
+                         "out of traces (hashes, tokens, costs, routes and tool names are "
+                         "still stored).")
 
 
 class TelemetryConfig(_Frozen):
