@@ -19,6 +19,7 @@ from openai import AsyncOpenAI
 
 from rung.types import ToolCall
 from tests.clients.conftest import TIMEOUT_S, Gateway, gateway
+from tests.conftest import LiveServer
 
 CALL = ToolCall("call_a1", "convert_temperature", '{"celsius": 24, "to": "fahrenheit"}')
 SYSTEM = {"role": "system", "content": "Answer in one sentence."}
@@ -96,3 +97,24 @@ async def test_streamed_run_runs_the_same_loop() -> None:
             {"role": "assistant", "content": None, "tool_calls": [CALL.as_dict()]},
             {"role": "tool", "content": "75.2", "tool_call_id": "call_a1"},
         ]
+
+
+@pytest.mark.slow
+async def test_a_tool_loop_on_the_embedded_model_with_a_forced_first_call(
+        smol: LiveServer) -> None:
+    """No upstream at all: SmolLM2 makes the first call (tool_choice names the tool, so a
+    grammar holds it to the schema), the SDK runs the tool, resets the choice (its
+    default), and the model answers the result in text."""
+    from agents import ModelSettings
+
+    agent = Agent(name="converter", instructions=SYSTEM["content"], tools=[convert_temperature],
+                  model=agent_model(f"{smol.url}/v1", "smollm2-135m"),
+                  model_settings=ModelSettings(tool_choice="convert_temperature",
+                                               temperature=0, max_tokens=48))
+    result = await asyncio.wait_for(Runner.run(agent, USER["content"], max_turns=4),
+                                    timeout=12 * TIMEOUT_S)
+    assert len(RAN) == 1 and RAN[0][1] in ("fahrenheit", "kelvin")
+    assert isinstance(result.final_output, str) and result.final_output.strip()
+    calls = [i for i in result.new_items if i.type == "tool_call_item"]
+    outputs = [i for i in result.new_items if i.type == "tool_call_output_item"]
+    assert len(calls) == 1 and len(outputs) == 1

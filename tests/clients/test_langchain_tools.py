@@ -15,6 +15,7 @@ from pydantic import BaseModel, SecretStr
 
 from rung.types import ToolCall
 from tests.clients.conftest import TIMEOUT_S, gateway
+from tests.conftest import LiveServer
 
 CALL = ToolCall("call_w1", "get_weather", '{"city": "Paris", "unit": "celsius"}')
 ASKED = "Weather in Paris?"
@@ -121,3 +122,24 @@ def test_structured_output_by_json_schema() -> None:
         schema = body["response_format"]["json_schema"]["schema"]
         assert schema["required"] == ["city", "celsius"]
         assert schema["properties"]["celsius"]["type"] == "integer"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("tier", ["smollm2-135m", "rung"])
+def test_the_embedded_model_fills_a_structured_output_and_a_bound_tool(smol: LiveServer,
+                                                                       tier: str) -> None:
+    """No upstream: SmolLM2 itself, by name and through the alias. with_structured_output
+    forces the tool, so a grammar holds the answer to the schema and it always parses;
+    bind_tools with a forced choice gives a call LangChain parses and the tool runs."""
+    model = chat_model(f"{smol.url}/v1", tier).bind(temperature=0, max_tokens=48)
+    report = model.with_structured_output(Weather, method="function_calling").invoke(
+        "Paris: 24 degrees, sunny.")
+    assert isinstance(report, Weather) and report.city
+    bound = chat_model(f"{smol.url}/v1", tier).bind_tools([get_weather],
+                                                          tool_choice="get_weather")
+    msg = bound.invoke(ASKED)
+    assert isinstance(msg, AIMessage)
+    (call,) = msg.tool_calls
+    assert call["name"] == "get_weather" and call["args"]["unit"] in ("celsius", "fahrenheit")
+    get_weather.invoke(call)
+    assert RAN == [(call["args"]["city"], call["args"]["unit"])]
