@@ -6,6 +6,14 @@ and the cascade (``rung.cascade``) verifies and escalates from there. A per-requ
 override can pin a tier or replace the thresholds. :meth:`Gateway.reply` returns a lazy
 :class:`~rung.cascade.Reply`: its chunks, then its frozen :class:`~rung.types.Route`
 saying who answered and why.
+
+With ``routing.sticky_s``, an agent's steps are routed as steps of one conversation:
+when one escalated past its start, the later steps of that conversation (same system
+prompt, tools and first user message; see ``rung.routing.steps``) start at the tier that
+answered, for ``sticky_s`` seconds since last use, and their route's reason begins
+"sticky". Only requests to the alias with the configured thresholds take part: a pinned
+or named tier, or ``rung.thresholds``, neither follows nor sets it. The memory is per
+process (``rung.routing.sticky``).
 """
 
 from __future__ import annotations
@@ -19,8 +27,10 @@ from rung.backends.base import Backend
 from rung.cascade import Cascade, Reply, RouteDraft
 from rung.config import Config
 from rung.errors import RequestError, UnknownModel
-from rung.routing.policy import start_tier
+from rung.routing.policy import start_tier, sticky_start
 from rung.routing.scorers import Scorer, build_scorer
+from rung.routing.steps import conversation_key, read_step
+from rung.routing.sticky import StickyStarts
 from rung.types import ChatRequest, Chunk
 from rung.verify.base import Verifier
 from rung.verify.registry import tier_verifiers
@@ -41,6 +51,8 @@ class Gateway:
         self.scorer = scorer or build_scorer(config.routing.scorer)
         self.verifiers: dict[str, list[Verifier]] = tier_verifiers(config)
         self.cascade = Cascade(config.tiers, self.backends, self.verifiers)
+        sticky_s = config.routing.sticky_s
+        self.sticky: StickyStarts | None = StickyStarts(sticky_s) if sticky_s > 0 else None
 
     @property
     def tier_names(self) -> list[str]:
@@ -91,18 +103,39 @@ class Gateway:
             return [model]
         return None
 
+    def _sticky_key(self, request: ChatRequest,
+                    thresholds: Sequence[float] | None) -> str | None:
+        """The conversation key of a request that takes part in stickiness, else None."""
+        if self.sticky is None or thresholds is not None:
+            return None
+        return conversation_key(request)
+
     async def _routed_plan(self, request: ChatRequest, route: RouteDraft,
-                           thresholds: Sequence[float] | None) -> list[str]:
+                           thresholds: Sequence[float] | None,
+                           key: str | None) -> list[str]:
         """The ladder tiers to try for a request to the alias, in order; fills in the
-        route's reason, score and start."""
+        route's reason, score and start. A later step of a conversation that escalated
+        (``key`` remembered) starts no lower than where it escalated to."""
         names = self.ladder
         t0 = time.perf_counter()
         route.score = await self._score(request)
         route.router_ms = (time.perf_counter() - t0) * 1000
         th = self.config.routing.thresholds if thresholds is None else tuple(thresholds)
         decision = start_tier(route.score, th, n_tiers=len(names))
+        if key is not None and self.sticky is not None and read_step(request).continues:
+            held = self.sticky.get(key, time.monotonic())
+            decision = sticky_start(decision, held, names)
         route.start, route.reason = decision.tier, decision.reason
         return names[decision.tier:]
+
+    def _remember(self, key: str | None, route: RouteDraft) -> None:
+        """After a reply: if the tier that answered is above the start, the
+        conversation's later steps start there."""
+        if key is None or self.sticky is None or route.tier not in self.ladder:
+            return
+        tier = self.ladder.index(route.tier)
+        if tier > route.start:
+            self.sticky.remember(key, tier, time.monotonic())
 
     def reply(self, model: str, request: ChatRequest, *, pin: str | None = None,
               thresholds: Sequence[float] | None = None) -> Reply:
@@ -117,12 +150,14 @@ class Gateway:
             return Reply(route, self.cascade.run(request, route, fixed, verify=verify))
 
         async def routed() -> AsyncGenerator[Chunk, None]:
-            plan = await self._routed_plan(request, route, thresholds)
+            key = self._sticky_key(request, thresholds)
+            plan = await self._routed_plan(request, route, thresholds, key)
             chunks = self.cascade.run(request, route, plan, verify=verify)
             try:
                 async for chunk in chunks:
                     yield chunk
             finally:
                 await chunks.aclose()
+                self._remember(key, route)
 
         return Reply(route, routed())

@@ -45,6 +45,18 @@ def start_tier(score: float, thresholds: Sequence[float], *, n_tiers: int) -> St
     return StartDecision(tier, f"score {score:.3f} >= {thresholds[tier - 1]:.3f}")
 
 
+def sticky_start(scored: StartDecision, held: int | None,
+                 names: Sequence[str]) -> StartDecision:
+    """Start no lower than ``held``, the ladder position an earlier step of the same
+    conversation escalated to (``rung.routing.sticky``); the reason says so when that,
+    not the score, set the start."""
+    if held is None or held <= scored.tier:
+        return scored
+    tier = min(held, len(names) - 1)
+    return StartDecision(tier, f"sticky: an earlier step escalated to {names[tier]} "
+                               f"({scored.reason})")
+
+
 def combine(verdicts: Sequence[Verdict], rule: Rule) -> VerifyDecision:
     """Accept or escalate, from the verdicts of one tier's verifiers."""
     if not verdicts:

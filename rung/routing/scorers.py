@@ -3,6 +3,13 @@
 - ``heuristic``: a cheap baseline from the prompt's length and shape;
 - ``random``: the baseline every router is compared against (seeded);
 - ``learned``: a model trained by ``rung router train`` (see ``rung.routing.learned``).
+
+Every scorer reads a request through ``rung.routing.steps``: the text scored is the
+user's task (the last user message), never a tool's output, cut at ``MAX_PROMPT_CHARS``,
+so each step of an agent's loop scores as its task does. The learned scorer reads that
+text only (its trained feature space); the heuristic adds the tools offered (choosing
+among many tools and writing their arguments is harder for a small model) and counts the
+dialogue's turns without the tool traffic (a plain chat scores exactly as before).
 """
 
 from __future__ import annotations
@@ -15,13 +22,14 @@ from typing import Protocol
 
 from rung.config import ScorerConfig
 from rung.errors import ConfigError
+from rung.routing.steps import MAX_PROMPT_CHARS, prompt_text, read_step
 from rung.types import ChatRequest
 
-# Scoring reads at most this much of a prompt: 3x the longest training prompt (MMLU,
-# 4,868 characters), so no prompt like those it learned from is cut, while a prompt of
-# megabytes costs milliseconds, not seconds (regexes and tokenizers hold the GIL, so even
-# a scorer run in a thread would stall the server's event loop on a 7.5 MB prompt).
-MAX_PROMPT_CHARS = 16_384
+__all__ = ["MAX_PROMPT_CHARS", "HeuristicScorer", "LearnedScorer", "RandomScorer", "Scorer",
+           "build_scorer", "prompt_text"]
+
+# Tools counted by the heuristic: past this many, another tool hardly changes the task.
+_MAX_TOOLS = 64
 
 
 class Scorer(Protocol):
@@ -33,33 +41,28 @@ class Scorer(Protocol):
     def score(self, request: ChatRequest) -> float: ...
 
 
-def prompt_text(request: ChatRequest) -> str:
-    """What routers look at: the last user message (the question being asked)."""
-    for m in reversed(request.messages):
-        if m.role == "user":
-            return m.content
-    return request.messages[-1].content if request.messages else ""
-
-
 _HARD = re.compile(r"\b(prove|derive|calculate|compute|how many|how much|explain why|"
                    r"step by step|algorithm|implement|function|integral|probability|"
                    r"equation|optimi[sz]e|debug|refactor)\b", re.IGNORECASE)
 
 
 class HeuristicScorer:
-    """Longer prompts, numbers, code and reasoning words score higher."""
+    """Longer prompts, numbers, code, reasoning words, longer dialogues and more tools
+    offered score higher."""
 
     name = "heuristic"
     blocking = False
 
     def score(self, request: ChatRequest) -> float:
-        text = prompt_text(request)[:MAX_PROMPT_CHARS]
+        step = read_step(request)
+        text = step.text
         words = len(text.split())
         x = -2.0 + 0.6 * math.log1p(words / 10)
         x += 0.25 * min(len(re.findall(r"\d+(?:\.\d+)?", text)), 8)
         x += 0.5 * min(len(_HARD.findall(text)), 4)
         x += 1.0 if ("```" in text or re.search(r"\bdef |\{\s*$|;\s*$", text, re.MULTILINE)) else 0.0
-        x += 0.3 * max(0, len(request.messages) - 2) / 2
+        x += 0.3 * max(0, step.dialogue - 2) / 2
+        x += 0.15 * math.log1p(min(step.tools, _MAX_TOOLS))
         return 1.0 / (1.0 + math.exp(-x))
 
 
@@ -87,7 +90,7 @@ class LearnedScorer:
             raise ConfigError(f"router model file not found: {path}") from exc
 
     def score(self, request: ChatRequest) -> float:
-        return float(self._model.score(prompt_text(request)))
+        return float(self._model.score(read_step(request).text))
 
 
 def build_scorer(cfg: ScorerConfig) -> Scorer:
