@@ -13,6 +13,9 @@ With ``verifier="examples"`` an answer must also reproduce the examples its prom
 threshold may then be ``-inf``, i.e. the examples check alone. With ``verifier="learned"``
 the thresholds are on a learned verifier's score of (question, answer) instead of the
 logprob (``rung verify train``; its model may come from other data, e.g. RouteLLM's).
+With ``verifier="tools"`` (tool-calling runs, BFCL's) a call must pass ``tool_schema``
+and the thresholds are on ``tool_logprob``'s statistic, the mean logprob of the argument
+values (an answer with no call has nothing to doubt: it passes both, as live).
 """
 
 from __future__ import annotations
@@ -49,10 +52,19 @@ def annotate_examples(rows: Sequence[Row], *, workers: int = 2) -> None:
 
     def one(row: Row) -> None:
         result = check_examples(str(row.get("question") or ""), str(row.get("answer") or ""))
-        row["examples_pass"] = result.failed == 0
+        row["gate"] = result.failed == 0
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         list(pool.map(one, rows))
+
+
+def annotate_tools(rows: Sequence[Row]) -> None:
+    """Set ``gate`` (the calls pass ``tool_schema``) and ``confidence`` (the mean argument
+    logprob, 0 when the answer made no call) from what a bfcl run recorded."""
+    for r in rows:
+        r["gate"] = bool(r.get("schema_ok", True))
+        lp = r.get("arg_logprob")
+        r["confidence"] = float(lp) if lp is not None else 0.0
 
 
 def annotate_learned(rows: Sequence[Row], path: str) -> None:
@@ -73,7 +85,7 @@ def confidence(row: Row) -> float:
 
 
 def _accepts(row: Row, threshold: float) -> bool:
-    return confidence(row) >= threshold and bool(row.get("examples_pass", True))
+    return confidence(row) >= threshold and bool(row.get("gate", True))
 
 
 def cascade(rows: Sequence[Row], thresholds: Sequence[float]) -> tuple[bool, float]:
@@ -161,7 +173,7 @@ def choose(items: Sequence[list[Row]], *, target: float, grid: int = 15) -> list
 
 
 def replay(rows: Sequence[Row], tiers: Sequence[str], *, target: float = 0.95,
-           seed: int = 0, verifier: Literal["logprob", "examples", "learned"] = "logprob",
+           seed: int = 0, verifier: Literal["logprob", "examples", "learned", "tools"] = "logprob",
            verifier_model: str | None = None,
            thresholds: Sequence[float] | None = None) -> dict[str, Any]:
     """Replayed cascade with cross-fitted thresholds, or with fixed ``thresholds`` (one
@@ -177,6 +189,8 @@ def replay(rows: Sequence[Row], tiers: Sequence[str], *, target: float = 0.95,
     gated = [r for rows_ in items for r in rows_[:-1]]
     if verifier == "examples":
         annotate_examples(gated)
+    elif verifier == "tools":
+        annotate_tools(gated)
     elif verifier == "learned":
         assert verifier_model is not None
         annotate_learned(gated, verifier_model)
@@ -199,8 +213,8 @@ def replay(rows: Sequence[Row], tiers: Sequence[str], *, target: float = 0.95,
             cascade_right[rows_[0]["item"]] = right
             correct += right
             seconds += secs
-    cut = ("the learned verifier's score" if verifier == "learned"
-           else "mean token logprob")
+    cut = {"learned": "the learned verifier's score",
+           "tools": "the mean logprob of argument values"}.get(verifier, "mean token logprob")
     bounds = {k: {"accuracy": round(v["accuracy"], 4),
                   "seconds_per_item": round(v["seconds"] / len(items), 3),
                   "compute_vs_largest": round(v["seconds"] / largest_s, 4)}
@@ -226,7 +240,7 @@ def replay(rows: Sequence[Row], tiers: Sequence[str], *, target: float = 0.95,
         "protocol": (f"fixed thresholds on {cut}, every item" if thresholds is not None
                      else f"thresholds on {cut} chosen on one half (cheapest reaching "
                      f"{target:.0%} of the largest tier's accuracy), measured on the other")
-                    + ("; an answer must also pass its prompt's examples"
-                       if verifier == "examples" else ""),
+                    + {"examples": "; an answer must also pass its prompt's examples",
+                       "tools": "; a call must also pass tool_schema"}.get(verifier, ""),
         **categories,
     }

@@ -324,3 +324,33 @@ def test_limit_takes_the_first_items_of_each_category() -> None:
     gsm = [datasets.Item(id=str(i), dataset="gsm8k", prompt="", question="", reference="")
            for i in range(5)]
     assert datasets.first(gsm, 2) == gsm[:2] and datasets.first(gsm, None) == gsm
+
+
+def test_replay_with_the_tool_verifiers_gates_on_schema_and_argument_logprob() -> None:
+    """A wrong small call is caught by tool_schema (items 0, 4, 8) or by a low argument
+    logprob (items 1, 5, 9, while the whole answer's mean logprob says nothing); a text
+    answer with no call passes both, as it does live."""
+    from rung.eval.replay import replay
+
+    rows = []
+    for i in range(12):
+        schema_ok, arg_lp = i % 4 != 0, (-2.0 if i % 4 == 1 else -0.1)
+        no_call = i % 4 == 3
+        rows += [
+            {"item": str(i), "target": "s", "seconds": 1.0, "category": "simple_python",
+             "correct": i % 4 >= 2, "mean_logprob": -0.3, "schema_ok": schema_ok,
+             "arg_logprob": None if no_call else arg_lp},
+            {"item": str(i), "target": "b", "seconds": 4.0, "category": "simple_python",
+             "correct": True, "mean_logprob": -0.3, "schema_ok": True, "arg_logprob": -0.1},
+        ]
+    plain = replay(rows, ["s", "b"], target=1.0)["cascade"]
+    assert plain["accuracy"] == 1.0 and plain["compute_vs_largest"] == 1.25  # always both
+    tools = replay(rows, ["s", "b"], verifier="tools", thresholds=[-1.0])
+    c = tools["cascade"]
+    assert tools["verifier"] == "tools" and "tool_schema" in tools["protocol"]
+    assert c["accuracy"] == 1.0  # the small tier kept on items 2, 3, 6, 7, 10, 11 only
+    assert c["compute_vs_largest"] == pytest.approx((12 + 6 * 4) / 48, abs=1e-4)
+    fixed = replay(rows, ["s", "b"], verifier="tools", thresholds=[-3.0])["cascade"]
+    assert fixed["accuracy"] == pytest.approx(9 / 12, abs=1e-4)  # items 1, 5, 9 slip through
+    crossed = replay(rows, ["s", "b"], target=1.0, verifier="tools")
+    assert "chosen on one half" in crossed["protocol"]
