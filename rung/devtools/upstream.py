@@ -144,10 +144,17 @@ async def _tool_calls(request: web.Request, body: dict[str, Any],
     return resp
 
 
+async def _models(request: web.Request) -> web.Response:
+    """What any OpenAI-compatible server lists (a readiness probe for scripts)."""
+    return web.json_response({"object": "list", "data": [
+        {"id": "upstream", "object": "model", "created": 0, "owned_by": "rung-devtools"}]})
+
+
 def create_upstream_app(behaviour: UpstreamBehaviour | None = None) -> web.Application:
     app = web.Application()
     app[BEHAVIOUR] = behaviour or UpstreamBehaviour()
     app.router.add_post("/v1/chat/completions", _chat)
+    app.router.add_get("/v1/models", _models)
     return app
 
 
@@ -156,14 +163,22 @@ def main() -> None:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=9000)
     p.add_argument("--reply", default="Hello from the upstream.")
+    p.add_argument("--tool-call", default=None, metavar="NAME:ARGS",
+                   help="answer a request with tools with this call, e.g. "
+                   "'get_weather:{\"city\": \"Paris\"}'")
     args = p.parse_args()
+    calls = None
+    if args.tool_call:
+        name, _, arguments = args.tool_call.partition(":")
+        calls = [ToolCall("call_up1", name, arguments or "{}")]
     try:
         import uvloop
 
         loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
     except ImportError:
         loop = asyncio.new_event_loop()
-    web.run_app(create_upstream_app(UpstreamBehaviour(reply=args.reply)), host=args.host,
+    web.run_app(create_upstream_app(UpstreamBehaviour(reply=args.reply, tool_calls=calls)),
+                host=args.host,
                 port=args.port, access_log=None, print=None, loop=loop)
 
 

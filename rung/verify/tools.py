@@ -20,6 +20,7 @@ An answer without tools offered passes both (they abstain).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -73,15 +74,27 @@ def call_problem(call: ToolCall, tools: dict[str, ToolSpec]) -> str | None:
     if args is None:
         return f"{call.name}: arguments are not a JSON object"
     if tool.parameters:
-        import jsonschema
-
-        try:
-            jsonschema.validate(args, tool.parameters)
-        except jsonschema.ValidationError as exc:
-            return f"{call.name}: {_failure(exc)}"
-        except jsonschema.SchemaError:
-            return None  # the client's schema is unusable: nothing to hold the call to
+        validator = _validator(json.dumps(tool.parameters, sort_keys=True))
+        error = next(iter(validator.iter_errors(args)), None) if validator else None
+        if error is not None:
+            return f"{call.name}: {_failure(error)}"
     return None
+
+
+@functools.lru_cache(maxsize=256)
+def _validator(schema: str) -> Any:
+    """A checked validator for a parameter schema (its JSON text), None when the client's
+    schema is unusable (nothing to hold a call to). Cached: an agent offers the same tools
+    at every step, and checking a schema costs ten times validating a call against it."""
+    import jsonschema
+
+    value = json.loads(schema)
+    cls = jsonschema.validators.validator_for(value)
+    try:
+        cls.check_schema(value)
+    except jsonschema.SchemaError:
+        return None
+    return cls(value)
 
 
 def _failure(exc: Any) -> str:
