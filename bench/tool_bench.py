@@ -31,7 +31,7 @@ from typing import Any
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from serve_bench import RUNG, free_port, pct, start  # noqa: E402
+from serve_bench import RUNG, free_port, pct, start
 
 ROOT = Path(__file__).resolve().parents[1]
 BFCL = ROOT.parent / "shared" / "data" / "bfcl"
