@@ -14,6 +14,13 @@ The prompt is rendered and tokenized in a worker thread before the request queue
 prompt that cannot fit is refused at once and never holds the event loop. One much longer
 than the context is refused from its length in bytes alone (see :meth:`_prompt`): a
 7.5 MB prompt took 10 s of CPU to tokenize before it got its 400.
+
+Prefix reuse (``prefix_cache``, on by default): a request evaluates only the prompt
+tokens past the longest prefix it shares with what the model last held, so each step of
+an agent loop pays for its new turns, not its whole history. One at a time,
+llama-cpp-python's ``Llama.generate`` does this itself (rung only counts it, or resets the
+model when reuse is off); batched, the engine keeps each finished sequence's KV
+(:mod:`rung.backends.llama_batch`).
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from rung.backends.arrival import ArrivalOrder
-from rung.backends.llama_batch import BatchEngine
+from rung.backends.llama_batch import REFEED, BatchEngine, common_prefix
 from rung.backends.logprobs import log_softmax, token_logprob
 from rung.backends.textstream import StopTextStream
 from rung.catalog import resolve
@@ -127,6 +134,7 @@ class LlamaBackend:
         self._max_piece: int | None = None  # bytes in the vocabulary's longest token
         self._strips = False  # whether a special token swallows whitespace next to it
         self._arrivals = ArrivalOrder()  # prompts prepared in parallel queue in arrival order
+        self._cached = 0  # prompt tokens the one-at-a-time path took from the model's KV
 
     # -- lifecycle -----------------------------------------------------------------
     @property
@@ -146,6 +154,12 @@ class LlamaBackend:
     def running(self) -> int:
         """Generations executing on model threads right now."""
         return self._running + (self._engine.running if self._engine is not None else 0)
+
+    @property
+    def cached_tokens(self) -> int:
+        """Prompt tokens served from kept KV instead of evaluated, since the model loaded
+        (the prefix cache's effect; 0 with ``prefix_cache = false``)."""
+        return self._cached + (self._engine.cached_tokens if self._engine is not None else 0)
 
     @property
     def capacity(self) -> int:
@@ -168,7 +182,8 @@ class LlamaBackend:
         if self._cfg.parallel > 1:
             self._engine = BatchEngine(llms[0], name=self.name, slots=self._cfg.parallel,
                                        n_ctx=self._cfg.n_ctx, n_batch=self._cfg.n_batch,
-                                       n_threads=self._cfg.n_threads)
+                                       n_threads=self._cfg.n_threads,
+                                       prefix_cache=self._cfg.prefix_cache)
         return llms
 
     async def start(self) -> None:
@@ -334,6 +349,12 @@ class LlamaBackend:
         vocab = llm._model.vocab
         text = StopTextStream(req.stop)
         n_gen, finish = 0, "length"
+        if self._cfg.prefix_cache:
+            reused = _keep_prefix(llm, tokens)
+            with self._running_lock:
+                self._cached += reused
+        else:
+            llm.reset()  # forget what the model holds: generate() then evaluates it all
         gen = llm.generate(
             tokens, top_k=0, top_p=req.top_p, min_p=0.0, typical_p=1.0,
             temp=req.temperature, repeat_penalty=1.0, grammar=self._grammar(req),
@@ -447,6 +468,20 @@ class LlamaBackend:
         """Tokens the prompt takes on this model (used by estimates and tests)."""
         data, add_bos = self._render(request)
         return _tokenize(self._llms[0], data, add_bos=add_bos, limit=1)[1]
+
+
+def _keep_prefix(llm: Any, tokens: list[int]) -> int:
+    """Prompt tokens ``llm.generate(tokens)`` will take from its KV rather than evaluate.
+
+    ``Llama.generate`` keeps the longest common prefix of the prompt and the tokens the
+    model holds, and evaluates only the rest; but when all of the prompt is held it
+    evaluates just its last token again, whose logits then differ from a whole
+    evaluation's (see ``REFEED``). Forgetting all but the first ``len(tokens) - REFEED``
+    held tokens first (``generate`` drops their KV itself) makes it evaluate at least
+    ``REFEED``, and makes the kept prefix exactly the common one.
+    """
+    llm.n_tokens = min(llm.n_tokens, max(len(tokens) - REFEED, 0))
+    return common_prefix(llm.input_ids[:llm.n_tokens], tokens)
 
 
 def _tokenize(llm: Any, data: bytes, *, add_bos: bool, limit: int) -> tuple[list[int], int]:

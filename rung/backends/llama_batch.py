@@ -10,6 +10,14 @@ admitted sequences up to ``n_batch``; it decodes, samples each sequence from its
 logits, and streams the piece to that request. A finished or cancelled sequence leaves
 its slot at once and the next queued request takes it (no waiting for the batch).
 
+Prefix reuse: the steps of one agent conversation resend the same long prefix (system
+prompt, tools, history) with a few new tokens at the end. A finished sequence keeps its
+KV cells and the engine remembers which tokens they hold; a new request takes the free
+slot whose tokens share the longest common prefix with its prompt (ties, or when no slot
+shares half of it: the slot free the longest), drops only the cells past that prefix and evaluates only the rest of its prompt
+(measured: ``bench/agent_loop_bench.py``). Each sequence has its own KV stream, so a kept
+prefix costs no memory that was not already reserved for its slot.
+
 Compute is attributed to requests: each step's time is shared among the sequences in it
 in proportion to the tokens each put into the batch, so ``compute_s`` on a request's last
 chunk sums, over all requests, to the engine's busy time.
@@ -26,6 +34,7 @@ import queue
 import random
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -42,6 +51,19 @@ log = logging.getLogger("rung.backends.llama")
 # The longest an idle engine waits for announced requests before it starts without them
 # (preparing a prompt that fits takes milliseconds; a longer one is refused unseen).
 GATHER_S = 0.25
+
+# A request reuses the slot holding its longest prefix only when that prefix is at least
+# this share of its prompt; else it takes the slot free the longest, as without reuse. So
+# a prompt that shares only the chat template's first tokens with a kept conversation does
+# not evict it while another slot is free (llama.cpp's server: --slot-prompt-similarity).
+MIN_SHARE = 0.5
+# Prompt tokens evaluated again even when all of the prompt is kept. Its last token must
+# be, for the logits that choose the first new token; one more, because llama.cpp's CPU
+# kernels give a batch of one token logits that differ from those of a longer batch
+# (measured on SmolLM2, the same prompt: up to 0.07 apart in a logprob) while batches of
+# 2 to 382 tokens agree bit for bit. A prompt from kept KV then answers exactly as one
+# evaluated whole (tests/backends/test_prefix_cache.py).
+REFEED = 2
 
 
 class Job(Protocol):
@@ -67,7 +89,8 @@ class _Slot:
     max_new: int
     rng: np.random.Generator
     text: StopTextStream
-    fed: int = 0  # prompt tokens already in the batch
+    fed: int = 0  # prompt tokens already in the batch (or kept from the slot's last use)
+    decoded: list[int] = field(default_factory=list)  # generated tokens fed back in
     pos: int = 0
     next_token: int | None = None
     n_gen: int = 0
@@ -75,6 +98,15 @@ class _Slot:
     in_batch: int = 0  # tokens this slot put into the current batch
     logits_at: int = -1  # index in the current batch whose logits it reads
     finished: bool = field(default=False)
+
+
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    """How many leading tokens ``a`` and ``b`` share."""
+    n = min(len(a), len(b))
+    if n == 0:
+        return 0
+    differ = np.flatnonzero(np.asarray(a[:n]) != np.asarray(b[:n]))
+    return int(differ[0]) if len(differ) else n
 
 
 def sample(logits: np.ndarray[Any, Any], *, temperature: float, top_p: float,
@@ -98,10 +130,11 @@ class BatchEngine:
     """One thread, one context of ``slots`` sequences, fed from a FIFO queue."""
 
     def __init__(self, llm: Any, *, name: str, slots: int, n_ctx: int, n_batch: int,
-                 n_threads: int) -> None:
+                 n_threads: int, prefix_cache: bool = True) -> None:
         import llama_cpp
 
         self.name, self.slots, self.n_ctx, self.n_batch = name, slots, n_ctx, n_batch
+        self.prefix_cache = prefix_cache
         self._llm = llm
         # The single-sequence context's own settings (attention kernel, KV types...), so
         # a request decoded alone here matches the single-sequence path.
@@ -125,9 +158,11 @@ class BatchEngine:
         self._incoming = 0  # announced requests whose prompts are still being prepared
         self._arrivals = threading.Condition()
         self._active: list[_Slot] = []
-        self._free = list(range(slots))
+        self._free = list(range(slots))  # the longest free first
+        self._kept: list[list[int]] = [[] for _ in range(slots)]  # tokens in each KV stream
         self._closed = False
         self.busy_s = 0.0
+        self.cached_tokens = 0  # prompt tokens taken from kept KV instead of evaluated
         self._thread = threading.Thread(target=self._loop, name=f"rung-{name}-batch",
                                         daemon=True)
         self._thread.start()
@@ -199,10 +234,36 @@ class BatchEngine:
             job.queue_ms = (time.perf_counter() - job.enqueued) * 1000
             req: ChatRequest = job.request
             seed = req.seed if req.seed is not None else random.getrandbits(31)
+            seq, keep = self._take_slot(tokens)
+            self.cached_tokens += keep
             self._active.append(_Slot(
-                seq=self._free.pop(0), job=job, tokens=tokens, max_new=max_new,
-                rng=np.random.default_rng(seed), text=StopTextStream(req.stop)))
+                seq=seq, job=job, tokens=tokens, max_new=max_new,
+                rng=np.random.default_rng(seed), text=StopTextStream(req.stop),
+                fed=keep, pos=keep))
             block = False
+
+    def _take_slot(self, tokens: list[int]) -> tuple[int, int]:
+        """A free slot for a prompt, and how many of its kept KV cells the prompt reuses:
+        the slot whose kept tokens share the longest prefix with it, if that is at least
+        ``MIN_SHARE`` of the prompt, else (and on ties) the one free the longest, as
+        without reuse. The last ``REFEED`` prompt tokens are always evaluated again."""
+        import llama_cpp
+
+        best, keep = 0, 0
+        if self.prefix_cache:
+            shared = [common_prefix(self._kept[seq], tokens) for seq in self._free]
+            longest = max(shared)
+            if longest >= MIN_SHARE * len(tokens):
+                best = shared.index(longest)
+            keep = shared[best]
+        seq = self._free.pop(best)
+        keep = max(0, min(keep, len(tokens) - REFEED))
+        self._kept[seq] = []
+        if not llama_cpp.llama_memory_seq_rm(self._mem, seq, keep, -1):
+            # A memory that cannot drop part of a sequence (recurrent models): start over.
+            llama_cpp.llama_memory_seq_rm(self._mem, seq, -1, -1)
+            keep = 0
+        return seq, keep
 
     def _gather_arrivals(self) -> None:
         """Starting from idle, wait (briefly) for requests whose prompts are still being
@@ -242,6 +303,7 @@ class BatchEngine:
         for slot in self._active:  # generating sequences first: one token each
             slot.in_batch, slot.logits_at = 0, -1
             if slot.next_token is not None:
+                slot.decoded.append(slot.next_token)
                 slot.logits_at = self._add(slot.next_token, slot.pos, slot.seq, True)
                 slot.pos, slot.next_token, slot.in_batch = slot.pos + 1, None, 1
                 budget -= 1
@@ -304,7 +366,13 @@ class BatchEngine:
             return
         slot.finished = True
         self._active.remove(slot)
-        llama_cpp.llama_memory_seq_rm(self._mem, slot.seq, -1, -1)
+        if self.prefix_cache and error is None:
+            # Every token put into a batch so far was decoded (a failed decode ends its
+            # requests with an error), so the stream holds exactly these.
+            self._kept[slot.seq] = slot.tokens[:slot.fed] + slot.decoded
+        else:  # after an error the stream's contents are unknown
+            llama_cpp.llama_memory_seq_rm(self._mem, slot.seq, -1, -1)
+            self._kept[slot.seq] = []
         self._free.append(slot.seq)
         job = slot.job
         if error is not None:
