@@ -1,16 +1,20 @@
 """API keys, stored as SHA-256 hashes beside the traces (the secret is shown once).
 
 Keys are 256-bit random tokens, so a fast hash is enough: there is nothing to
-brute-force that a slow hash would protect.
+brute-force that a slow hash would protect. A key may narrow the tools its requests can
+offer (``tools_allow``/``tools_deny`` globs, JSON lists in the row; NULL: no narrowing),
+on top of the gateway's ``[tools]`` lists.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 import sqlite3
 import time
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 from rung.errors import ConfigError
@@ -30,19 +34,44 @@ class ApiKey:
     tpm: int | None  # tokens per minute
     daily_budget: float | None  # cost per UTC day
     monthly_budget: float | None  # cost per UTC month
+    tools_allow: tuple[str, ...] | None = None  # tool-name globs; None: any tool
+    tools_deny: tuple[str, ...] | None = None  # tool-name globs, win over tools_allow
+
+    def allows_tool(self, name: str) -> bool:
+        """Whether this key's own lists let a request offer tool ``name`` (the gateway's
+        ``[tools]`` lists apply as well: see ``rung.server.tools_wire.check_allowed``)."""
+        allow, deny = self.tools_allow, self.tools_deny or ()
+        return ((allow is None or any(fnmatchcase(name, g) for g in allow))
+                and not any(fnmatchcase(name, g) for g in deny))
+
+
+def tool_globs(text: str) -> tuple[str, ...]:
+    """``'get_*, search'`` -> ``('get_*', 'search')``: the CLI's comma-separated lists."""
+    return tuple(g for g in (part.strip() for part in text.split(",")) if g)
 
 
 def key_hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-_COLS = "id, name, created, revoked, admin, rpm, tpm, daily_budget, monthly_budget"
+_COLS = ("id, name, created, revoked, admin, rpm, tpm, daily_budget, monthly_budget, "
+         "tools_allow, tools_deny")
+_MARKS = ", ".join("?" * len(_COLS.split(",")))
+
+
+def _globs_in(value: object) -> tuple[str, ...] | None:
+    return None if value is None else tuple(json.loads(str(value)))
+
+
+def _globs_out(globs: tuple[str, ...] | None) -> str | None:
+    return None if globs is None else json.dumps(list(globs))
 
 
 def _row(r: tuple[object, ...]) -> ApiKey:
     return ApiKey(id=str(r[0]), name=str(r[1]), created=float(r[2]),  # type: ignore[arg-type]
                   revoked=r[3], admin=bool(r[4]), rpm=r[5], tpm=r[6],  # type: ignore[arg-type]
-                  daily_budget=r[7], monthly_budget=r[8])  # type: ignore[arg-type]
+                  daily_budget=r[7], monthly_budget=r[8],  # type: ignore[arg-type]
+                  tools_allow=_globs_in(r[9]), tools_deny=_globs_in(r[10]))
 
 
 class KeyStore:
@@ -53,20 +82,29 @@ class KeyStore:
 
     def create(self, name: str, *, admin: bool = False, rpm: int | None = None,
                tpm: int | None = None, daily_budget: float | None = None,
-               monthly_budget: float | None = None) -> tuple[ApiKey, str]:
+               monthly_budget: float | None = None,
+               tools_allow: tuple[str, ...] | None = None,
+               tools_deny: tuple[str, ...] | None = None) -> tuple[ApiKey, str]:
         """Returns the key and its secret; only the hash is stored."""
         for v, what in ((rpm, "rpm"), (tpm, "tpm"), (daily_budget, "daily budget"),
                         (monthly_budget, "monthly budget")):
             if v is not None and v < 0:
                 raise ConfigError(f"{what} must not be negative")
+        # An empty allow list would be a key that can offer no tool while looking like one
+        # that restricts nothing; `tools_deny=("*",)` says that plainly.
+        if tools_allow is not None and not tools_allow:
+            raise ConfigError("tools allow list is empty: name at least one glob (deny '*' "
+                              "to refuse every tool)")
         secret = PREFIX + secrets.token_urlsafe(32)
         key = ApiKey(id="key_" + secrets.token_hex(6), name=name, created=time.time(),
                      revoked=None, admin=admin, rpm=rpm, tpm=tpm, daily_budget=daily_budget,
-                     monthly_budget=monthly_budget)
+                     monthly_budget=monthly_budget, tools_allow=tools_allow,
+                     tools_deny=tools_deny or None)
         self._conn.execute(
-            f"INSERT INTO api_keys ({_COLS}, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO api_keys ({_COLS}, hash) VALUES ({_MARKS}, ?)",
             (key.id, key.name, key.created, None, int(admin), rpm, tpm, daily_budget,
-             monthly_budget, key_hash(secret)))
+             monthly_budget, _globs_out(key.tools_allow), _globs_out(key.tools_deny),
+             key_hash(secret)))
         return key, secret
 
     def list(self) -> list[ApiKey]:

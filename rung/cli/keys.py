@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import TYPE_CHECKING
 
 from rung.cli.common import add_config_arg, config_from
+
+if TYPE_CHECKING:
+    from rung.auth.keys import ApiKey
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -20,6 +24,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     create.add_argument("--daily-budget", type=float, default=None, help="cost per UTC day")
     create.add_argument("--monthly-budget", type=float, default=None,
                         help="cost per UTC month")
+    create.add_argument("--tools-allow", type=_globs, default=None, metavar="GLOBS",
+                        help="comma-separated tool names (globs) this key's requests may "
+                        "offer, on top of the config's [tools] lists (default: any)")
+    create.add_argument("--tools-deny", type=_globs, default=None, metavar="GLOBS",
+                        help="comma-separated tool names (globs) this key's requests may "
+                        "not offer (wins over --tools-allow)")
     create.set_defaults(func=_create)
     lst = ksub.add_parser("list", help="list keys (never their secrets)")
     lst.set_defaults(func=_list)
@@ -30,6 +40,15 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         add_config_arg(q)
         q.add_argument("--store", default=None, metavar="URL",
                        help="store holding the keys (default: config store.url)")
+
+
+def _globs(text: str) -> tuple[str, ...]:
+    from rung.auth.keys import tool_globs
+
+    globs = tool_globs(text)
+    if not globs:
+        raise argparse.ArgumentTypeError("expected at least one glob, e.g. 'get_*,search'")
+    return globs
 
 
 def _keys(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -49,7 +68,8 @@ def _create(args: argparse.Namespace) -> int:
     try:
         key, secret = store.create(args.name, admin=args.admin, rpm=args.rpm, tpm=args.tpm,
                                    daily_budget=args.daily_budget,
-                                   monthly_budget=args.monthly_budget)
+                                   monthly_budget=args.monthly_budget,
+                                   tools_allow=args.tools_allow, tools_deny=args.tools_deny)
     finally:
         store.close()
     print(f"{key.id}\t{secret}")
@@ -60,16 +80,23 @@ def _list(args: argparse.Namespace) -> int:
     store = _keys(args)
     try:
         print(f"{'ID':<17} {'NAME':<16} {'CREATED':<17} {'STATE':<8} {'ADMIN':<6} "
-              f"{'RPM':>6} {'TPM':>8} {'DAY':>8} {'MONTH':>8}")
+              f"{'RPM':>6} {'TPM':>8} {'DAY':>8} {'MONTH':>8}  TOOLS")
         for k in store.list():
             created = time.strftime("%Y-%m-%d %H:%M", time.localtime(k.created))
             state = "revoked" if k.revoked else "active"
             print(f"{k.id:<17} {k.name[:16]:<16} {created:<17} {state:<8} "
                   f"{'yes' if k.admin else 'no':<6} {k.rpm or '-':>6} {k.tpm or '-':>8} "
-                  f"{k.daily_budget or '-':>8} {k.monthly_budget or '-':>8}")
+                  f"{k.daily_budget or '-':>8} {k.monthly_budget or '-':>8}  {_tools(k)}")
     finally:
         store.close()
     return 0
+
+
+def _tools(key: ApiKey) -> str:
+    """``allow=get_*,search deny=delete_*``; ``-`` for a key that narrows no tool."""
+    parts = [f"{what}={','.join(globs)}" for what, globs in
+             (("allow", key.tools_allow), ("deny", key.tools_deny)) if globs is not None]
+    return " ".join(parts) or "-"
 
 
 def _revoke(args: argparse.Namespace) -> int:

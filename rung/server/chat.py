@@ -18,6 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
+from rung.auth.keys import ApiKey
 from rung.cascade import Reply
 from rung.errors import PayloadTooLarge, RungError
 from rung.server import tools_wire, wire
@@ -128,6 +129,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     config, gateway, access = app[CONFIG], app[GATEWAY], app[ACCESS]
     rid = _request_id()
     ex = Exchange(app[SINKS], config.store.redact, Trace(id=rid, time=time.time(), model=""))
+    key: ApiKey | None = None
     try:
         if access is not None:
             key = access.authenticate(request.headers.get("Authorization"))
@@ -139,7 +141,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         # the event loop (a small one is faster inline than a hop to a thread).
         body, req = await asyncio.to_thread(parse) if len(raw) > _INLINE_BYTES else parse()
         ex.tools = ToolUse.of(req.tools, req.tool_choice)
-        tools_wire.check_allowed(config.tools, req.tools)
+        tools_wire.check_allowed(config.tools, req.tools, key=key)
         opts = body.rung
         ex.reply = gateway.reply(body.model, req, pin=opts.tier if opts else None,
                                  thresholds=opts.thresholds if opts else None)

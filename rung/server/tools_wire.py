@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from rung.auth.keys import ApiKey
 from rung.config import ToolsConfig
 from rung.errors import RequestError
 from rung.types import Message, ToolCall, ToolCallDelta, ToolChoice, ToolSpec
@@ -66,12 +67,17 @@ def refuse_legacy(data: dict[str, Any]) -> None:
                                param=old, code="unsupported_parameter")
 
 
-def check_allowed(policy: ToolsConfig, tools: Sequence[ToolSpec]) -> None:
-    """A 400 naming the first offered tool the operator's ``[tools]`` allow/deny lists
-    refuse (the request never reaches a model, so no call to it can be made)."""
+def check_allowed(policy: ToolsConfig, tools: Sequence[ToolSpec],
+                  *, key: ApiKey | None = None) -> None:
+    """A 400 naming the first offered tool that the operator's ``[tools]`` allow/deny
+    lists or the calling key's own lists refuse: a tool must pass both, and a deny in
+    either wins (the request never reaches a model, so no call to it can be made)."""
     for i, t in enumerate(tools):
         if not policy.allows(t.name):
             raise RequestError(f"Tool '{t.name}' is not allowed on this gateway.",
+                               param=f"tools[{i}]", code="tool_not_allowed")
+        if key is not None and not key.allows_tool(t.name):
+            raise RequestError(f"Tool '{t.name}' is not allowed for this API key.",
                                param=f"tools[{i}]", code="tool_not_allowed")
 
 

@@ -71,6 +71,10 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE traces ADD COLUMN tools TEXT;
     """,
+    """
+    ALTER TABLE api_keys ADD COLUMN tools_allow TEXT;
+    ALTER TABLE api_keys ADD COLUMN tools_deny TEXT;
+    """,
 )
 
 # pg_advisory_lock key: the first 8 bytes of sha256(b"rung.store.migrate"), a signed int64.

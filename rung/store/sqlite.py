@@ -62,6 +62,11 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE traces ADD COLUMN tools TEXT;
     """,
+    # A key's own tool-name globs (JSON lists); NULL: the key narrows nothing.
+    """
+    ALTER TABLE api_keys ADD COLUMN tools_allow TEXT;
+    ALTER TABLE api_keys ADD COLUMN tools_deny TEXT;
+    """,
 )
 
 COLUMNS = ("id", "time", "model", "status", "tier", "key_id", "escalated", "stream",
