@@ -132,6 +132,15 @@ class ToolSchemaVerifierConfig(_Frozen):
         "a call.")
 
 
+class ToolRelevanceVerifierConfig(_Frozen):
+    type: Literal["tool_relevance"] = Field(
+        description="A first-step call's tool must share words with the user's task "
+        "(IDF-weighted overlap of word stems, no model): catches calls where no tool fits.")
+    min_score: float = Field(
+        4.25, ge=0, description="Escalate a call whose relevance is below this (the IDF "
+        "mass of the shared stems; one rare shared word is about 7, a common one about 2).")
+
+
 class ToolLogprobVerifierConfig(_Frozen):
     type: Literal["tool_logprob"] = Field(
         description="Mean logprob of the tokens that write a call's argument values (not "
@@ -187,7 +196,8 @@ class LearnedVerifierConfig(_Frozen):
 VerifierConfig = Annotated[
     LogprobVerifierConfig | JsonVerifierConfig | ConsistencyVerifierConfig
     | JudgeVerifierConfig | ExamplesVerifierConfig | LearnedVerifierConfig
-    | ToolSchemaVerifierConfig | ToolLogprobVerifierConfig | ToolCrossCheckVerifierConfig,
+    | ToolSchemaVerifierConfig | ToolLogprobVerifierConfig | ToolCrossCheckVerifierConfig
+    | ToolRelevanceVerifierConfig,
     Field(discriminator="type"),
 ]
 

@@ -11,6 +11,7 @@ from rung.config import (
     LogprobVerifierConfig,
     ToolCrossCheckVerifierConfig,
     ToolLogprobVerifierConfig,
+    ToolRelevanceVerifierConfig,
     ToolSchemaVerifierConfig,
     VerifierConfig,
 )
@@ -43,6 +44,10 @@ def build_verifier(cfg: VerifierConfig) -> Verifier:
         from rung.verify.tools import ToolLogprobVerifier
 
         return ToolLogprobVerifier(min_logprob=cfg.min_logprob)
+    if isinstance(cfg, ToolRelevanceVerifierConfig):
+        from rung.verify.relevance import ToolRelevanceVerifier
+
+        return ToolRelevanceVerifier(min_score=cfg.min_score)
     if isinstance(cfg, ToolCrossCheckVerifierConfig):
         from rung.verify.tools import ToolCrossCheckVerifier
 
