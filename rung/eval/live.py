@@ -26,13 +26,17 @@ from rung.eval.datasets import Item
 from rung.eval.replay import seconds_of
 from rung.gateway import Gateway
 from rung.types import (
+    Answer,
     ChatRequest,
+    Chunk,
     Message,
     TokenLogprob,
+    ToolCall,
     ToolCallDelta,
     ToolChoice,
     assemble_tool_calls,
 )
+from rung.verify.relevance import ToolRelevanceVerifier
 from rung.verify.tools import call_problem, value_tokens
 
 POLICY = "policy"
@@ -123,9 +127,21 @@ async def answer_one(gateway: Gateway, item: Item, target: Target, *, seed: int,
         # What the tool verifiers would see, so their cascades replay offline.
         specs = {t.name: t for t in req.tools}
         row["schema_ok"] = all(call_problem(c, specs) is None for c in calls)
+        row["relevance_ok"] = await relevance_ok(req, calls)
         values = [t.logprob for t in value_tokens(toks)] if calls else []
         row["arg_logprob"] = round(sum(values) / len(values), 5) if values else None
     return row
+
+
+async def relevance_ok(request: ChatRequest, calls: Sequence[ToolCall]) -> bool:
+    """Whether ``tool_relevance`` (default threshold) accepts these calls."""
+    answer = Answer("", [Chunk(tool_calls=tuple(
+        ToolCallDelta(i, c.id, c.name, c.arguments) for i, c in enumerate(calls)))])
+    return (await ToolRelevanceVerifier().verify(request, answer, _no_generation)).accept
+
+
+async def _no_generation(tier: str, request: ChatRequest) -> Answer:
+    raise RuntimeError("tool_relevance generates nothing")
 
 
 def _compute(seconds: float | None) -> float | None:

@@ -14,7 +14,7 @@ threshold may then be ``-inf``, i.e. the examples check alone. With ``verifier="
 the thresholds are on a learned verifier's score of (question, answer) instead of the
 logprob (``rung verify train``; its model may come from other data, e.g. RouteLLM's).
 With ``verifier="tools"`` (tool-calling runs, BFCL's) a call must pass ``tool_schema``
-and the thresholds are on ``tool_logprob``'s statistic, the mean logprob of the argument
+(and ``tool_relevance`` where the run recorded it) and the thresholds are on ``tool_logprob``'s statistic, the mean logprob of the argument
 values (an answer with no call has nothing to doubt: it passes both, as live).
 """
 
@@ -59,10 +59,11 @@ def annotate_examples(rows: Sequence[Row], *, workers: int = 2) -> None:
 
 
 def annotate_tools(rows: Sequence[Row]) -> None:
-    """Set ``gate`` (the calls pass ``tool_schema``) and ``confidence`` (the mean argument
-    logprob, 0 when the answer made no call) from what a bfcl run recorded."""
+    """Set ``gate`` (the calls pass ``tool_schema`` and, where the run recorded it,
+    ``tool_relevance``) and ``confidence`` (the mean argument logprob, 0 when the answer
+    made no call) from what a bfcl run recorded."""
     for r in rows:
-        r["gate"] = bool(r.get("schema_ok", True))
+        r["gate"] = bool(r.get("schema_ok", True)) and bool(r.get("relevance_ok", True))
         lp = r.get("arg_logprob")
         r["confidence"] = float(lp) if lp is not None else 0.0
 
