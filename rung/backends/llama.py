@@ -18,8 +18,9 @@ than the context is refused from its length in bytes alone (see :meth:`_prompt`)
 Prefix reuse (``prefix_cache``, on by default): a request evaluates only the prompt
 tokens past the longest prefix it shares with what the model last held, so each step of
 an agent loop pays for its new turns, not its whole history. One at a time,
-llama-cpp-python's ``Llama.generate`` does this itself (rung only counts it, or resets the
-model when reuse is off); batched, the engine keeps each finished sequence's KV
+llama-cpp-python's ``Llama.generate`` does this itself (rung holds it to evaluating at
+least the batch engine's ``REFEED`` tokens, counts it, and resets the model when reuse is
+off); batched, the engine keeps each finished sequence's KV
 (:mod:`rung.backends.llama_batch`).
 """
 

@@ -13,10 +13,11 @@ its slot at once and the next queued request takes it (no waiting for the batch)
 Prefix reuse: the steps of one agent conversation resend the same long prefix (system
 prompt, tools, history) with a few new tokens at the end. A finished sequence keeps its
 KV cells and the engine remembers which tokens they hold; a new request takes the free
-slot whose tokens share the longest common prefix with its prompt (ties, or when no slot
-shares half of it: the slot free the longest), drops only the cells past that prefix and evaluates only the rest of its prompt
-(measured: ``bench/agent_loop_bench.py``). Each sequence has its own KV stream, so a kept
-prefix costs no memory that was not already reserved for its slot.
+slot whose tokens share the longest common prefix with its prompt (on ties, or when no
+slot shares half of it: the slot free the longest), drops only the cells past that
+prefix and evaluates only the rest of its prompt (measured: ``bench/agent_loop_bench.py``).
+Each sequence has its own KV stream, so a kept prefix costs no memory that was not
+already reserved for its slot, and the answer is the same, bit for bit, as from scratch.
 
 Compute is attributed to requests: each step's time is shared among the sequences in it
 in proportion to the tokens each put into the batch, so ``compute_s`` on a request's last
@@ -59,10 +60,10 @@ GATHER_S = 0.25
 MIN_SHARE = 0.5
 # Prompt tokens evaluated again even when all of the prompt is kept. Its last token must
 # be, for the logits that choose the first new token; one more, because llama.cpp's CPU
-# kernels give a batch of one token logits that differ from those of a longer batch
-# (measured on SmolLM2, the same prompt: up to 0.07 apart in a logprob) while batches of
-# 2 to 382 tokens agree bit for bit. A prompt from kept KV then answers exactly as one
-# evaluated whole (tests/backends/test_prefix_cache.py).
+# kernels give a batch of one token other logits than a longer batch (measured on
+# SmolLM2, x86 AVX2: 3 prompts in 4 up to 0.07 apart in a logprob) while tails of 2 to 8
+# tokens gave the logits of the whole 382-token prompt bit for bit. A prompt from kept KV
+# then answers exactly as one evaluated whole (tests/backends/test_prefix_cache.py).
 REFEED = 2
 
 
