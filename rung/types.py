@@ -152,6 +152,9 @@ class TokenLogprob:
 class Usage:
     prompt_tokens: int
     completion_tokens: int
+    # Prompt tokens served from a kept prefix instead of evaluated (a local tier's KV, an
+    # upstream's prompt cache): OpenAI's ``prompt_tokens_details.cached_tokens``.
+    cached_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:

@@ -349,7 +349,7 @@ class LlamaBackend:
         llm.set_seed(req.seed if req.seed is not None else random.getrandbits(31))
         vocab = llm._model.vocab
         text = StopTextStream(req.stop)
-        n_gen, finish = 0, "length"
+        n_gen, finish, reused = 0, "length", 0
         if self._cfg.prefix_cache:
             reused = _keep_prefix(llm, tokens)
             with self._running_lock:
@@ -384,7 +384,8 @@ class LlamaBackend:
         finally:
             gen.close()
         job.emit(Chunk(text=text.flush(), finish_reason=finish,  # type: ignore[arg-type]
-                       usage=Usage(prompt_tokens=n_prompt, completion_tokens=n_gen),
+                       usage=Usage(prompt_tokens=n_prompt, completion_tokens=n_gen,
+                                   cached_tokens=reused),
                        queue_ms=round(job.queue_ms, 3),
                        compute_s=round(time.perf_counter() - t_start, 6)))
 

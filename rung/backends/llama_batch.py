@@ -91,6 +91,7 @@ class _Slot:
     rng: np.random.Generator
     text: StopTextStream
     fed: int = 0  # prompt tokens already in the batch (or kept from the slot's last use)
+    cached: int = 0  # prompt tokens kept from the slot's last use (not evaluated)
     decoded: list[int] = field(default_factory=list)  # generated tokens fed back in
     pos: int = 0
     next_token: int | None = None
@@ -240,7 +241,7 @@ class BatchEngine:
             self._active.append(_Slot(
                 seq=seq, job=job, tokens=tokens, max_new=max_new,
                 rng=np.random.default_rng(seed), text=StopTextStream(req.stop),
-                fed=keep, pos=keep))
+                fed=keep, pos=keep, cached=keep))
             block = False
 
     def _take_slot(self, tokens: list[int]) -> tuple[int, int]:
@@ -381,7 +382,8 @@ class BatchEngine:
         elif not job.cancelled.is_set():
             job.emit(Chunk(text=slot.text.flush(), finish_reason=finish,  # type: ignore[arg-type]
                            usage=Usage(prompt_tokens=len(slot.tokens),
-                                       completion_tokens=slot.n_gen),
+                                       completion_tokens=slot.n_gen,
+                                       cached_tokens=slot.cached),
                            queue_ms=round(job.queue_ms, 3),
                            compute_s=round(slot.compute_s, 6)))
         job.end()

@@ -109,8 +109,10 @@ def _usage(data: dict[str, Any]) -> Usage | None:
     u = data.get("usage")
     if not u:
         return None
+    details = u.get("prompt_tokens_details") or {}
     return Usage(prompt_tokens=int(u.get("prompt_tokens", 0)),
-                 completion_tokens=int(u.get("completion_tokens", 0)))
+                 completion_tokens=int(u.get("completion_tokens", 0)),
+                 cached_tokens=int(details.get("cached_tokens") or 0))
 
 
 def _finish(value: Any) -> FinishReason:

@@ -198,10 +198,15 @@ def _logprobs_json(lps: list[TokenLogprob] | tuple[TokenLogprob, ...]) -> dict[s
     }
 
 
-def usage_json(u: Usage | None) -> dict[str, int]:
+def usage_json(u: Usage | None) -> dict[str, Any]:
+    """OpenAI's usage; ``prompt_tokens_details.cached_tokens`` when a prefix was reused."""
     u = u or Usage(0, 0)
-    return {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
-            "total_tokens": u.total_tokens}
+    out: dict[str, Any] = {"prompt_tokens": u.prompt_tokens,
+                           "completion_tokens": u.completion_tokens,
+                           "total_tokens": u.total_tokens}
+    if u.cached_tokens:
+        out["prompt_tokens_details"] = {"cached_tokens": u.cached_tokens}
+    return out
 
 
 def completion_json(

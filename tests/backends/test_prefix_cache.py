@@ -133,6 +133,7 @@ def test_a_shared_prefix_is_evaluated_once_and_answers_exactly_as_from_scratch(
         assert got.last is not None and got.last.usage is not None
         n_prompt, n_gen = _prompt_tokens(got), got.last.usage.completion_tokens
         assert n_prompt > 300 and got.cached > n_prompt - 20
+        assert got.last.usage.cached_tokens == got.cached  # the request's own usage says it
         # The engine decoded the prompt's tail, then each generated token that was
         # followed by another (the end-of-generation token is never counted in n_gen).
         fed_back = n_gen if got.last.finish_reason == "stop" else n_gen - 1
@@ -199,6 +200,8 @@ def test_one_at_a_time_llama_cpp_reuses_the_prefix_and_rung_counts_it_exactly(
         evaluated.clear()
         got = loop.run_until_complete(_collect(single, _req(STORE, q)))
         assert evaluated[0] == _prompt_tokens(got) - got.cached  # the prompt's tail
+        assert got.last is not None and got.last.usage is not None
+        assert got.last.usage.cached_tokens == got.cached
         want = loop.run_until_complete(_collect(single_fresh, _req(STORE, q)))
         assert got.text == want.text and got.logprobs == want.logprobs
     assert got.cached == _prompt_tokens(got) - 2
