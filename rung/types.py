@@ -112,6 +112,8 @@ class ResponseFormat:
 
     type: Literal["text", "json_object", "json_schema"] = "text"
     schema: dict[str, Any] | None = None
+    name: str | None = None  # the client's name for the schema (relayed upstream)
+    strict: bool | None = None  # the client's strict flag (relayed upstream)
 
 
 @dataclass(frozen=True, slots=True)

@@ -80,8 +80,10 @@ def request_body(model: str, req: ChatRequest, *, stream: bool) -> dict[str, Any
     if rf.type == "json_object":
         body["response_format"] = {"type": "json_object"}
     elif rf.type == "json_schema":
-        body["response_format"] = {"type": "json_schema",
-                                   "json_schema": {"name": "schema", "schema": rf.schema}}
+        js: dict[str, Any] = {"name": rf.name or "schema", "schema": rf.schema}
+        if rf.strict is not None:
+            js["strict"] = rf.strict
+        body["response_format"] = {"type": "json_schema", "json_schema": js}
     if req.tools:
         body["tools"] = [_tool(t) for t in req.tools]
     if req.tool_choice is not None:

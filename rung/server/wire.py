@@ -146,7 +146,8 @@ def parse_chat_request(raw: bytes, *, max_messages: int) -> tuple[ChatCompletion
             if body.response_format.json_schema is None:
                 raise RequestError("response_format json_schema needs a json_schema object.",
                                    param="response_format.json_schema", code="invalid_value")
-            rf = ResponseFormat("json_schema", body.response_format.json_schema.schema_)
+            js = body.response_format.json_schema
+            rf = ResponseFormat("json_schema", js.schema_, name=js.name, strict=js.strict)
         else:
             rf = ResponseFormat(body.response_format.type)
     tools = tools_wire.tools_of(body.tools)

@@ -66,3 +66,18 @@ async def test_api_key_is_sent(upstream: LiveServer) -> None:
     assert backend._headers["Authorization"] == "Bearer sk-test"
     text, _ = await _collect(backend, REQ)
     assert text
+
+
+def test_a_json_schema_goes_upstream_with_the_clients_name_and_strict_flag() -> None:
+    from rung.backends.openai_http import request_body
+    from rung.types import ResponseFormat
+
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}}}
+    req = ChatRequest(messages=(Message("user", "hi"),),
+                      response_format=ResponseFormat("json_schema", schema, name="A", strict=True))
+    assert request_body("m", req, stream=False)["response_format"] == {
+        "type": "json_schema", "json_schema": {"name": "A", "schema": schema, "strict": True}}
+    unnamed = ChatRequest(messages=(Message("user", "hi"),),
+                          response_format=ResponseFormat("json_schema", schema))
+    assert request_body("m", unnamed, stream=False)["response_format"]["json_schema"] == {
+        "name": "schema", "schema": schema}

@@ -119,6 +119,7 @@ def test_structured_output_by_json_schema() -> None:
         body = gw.upstream.last_body
         assert body is not None and "tools" not in body
         assert body["response_format"]["type"] == "json_schema"
+        assert body["response_format"]["json_schema"]["name"] == "Weather"  # the client's
         schema = body["response_format"]["json_schema"]["schema"]
         assert schema["required"] == ["city", "celsius"]
         assert schema["properties"]["celsius"]["type"] == "integer"
