@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
@@ -16,16 +15,10 @@ from rung.backends.llama_batch import sample
 from rung.config import CatalogConfig, LlamaBackendConfig
 from rung.errors import BackendError
 from rung.types import ChatRequest, Chunk, Message, ResponseFormat
+from tests.backends.conftest import Got, collect, started
 
 PROMPTS = ["What is 2+3?", "Name a color.", "Write a haiku about the sea.",
            "What is the capital of France?", "Count from 1 to 10.", "Say hello in Spanish."]
-
-
-@dataclass
-class Got:
-    text: str = ""
-    logprobs: list[float] = field(default_factory=list)
-    last: Chunk | None = None
 
 
 def _req(prompt: str, **kw: object) -> ChatRequest:
@@ -35,50 +28,25 @@ def _req(prompt: str, **kw: object) -> ChatRequest:
 
 
 async def _all(backend: LlamaBackend, reqs: list[ChatRequest]) -> list[Got]:
-    return list(await asyncio.gather(*(_collect(backend, r) for r in reqs)))
-
-
-async def _collect(backend: LlamaBackend, req: ChatRequest) -> Got:
-    got = Got()
-    async for c in backend.stream(req):
-        got.text += c.text
-        got.logprobs += [t.logprob for t in c.logprobs]
-        if c.finish_reason is not None:
-            got.last = c
-    return got
-
-
-@pytest.fixture(scope="module")
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    lp = asyncio.new_event_loop()
-    yield lp
-    lp.close()
-
-
-def _backend(loop: asyncio.AbstractEventLoop, parallel: int) -> Iterator[LlamaBackend]:
-    b = LlamaBackend(f"p{parallel}", LlamaBackendConfig(parallel=parallel),
-                     catalog=CatalogConfig())
-    loop.run_until_complete(b.start())
-    yield b
-    loop.run_until_complete(b.aclose())
+    return list(await asyncio.gather(*(collect(backend, r) for r in reqs)))
 
 
 @pytest.fixture(scope="module")
 def single(loop: asyncio.AbstractEventLoop) -> Iterator[LlamaBackend]:
-    yield from _backend(loop, 1)
+    yield from started(loop, 1)
 
 
 @pytest.fixture(scope="module")
 def batched(loop: asyncio.AbstractEventLoop) -> Iterator[LlamaBackend]:
-    yield from _backend(loop, 4)
+    yield from started(loop, 4)
 
 
 @pytest.mark.slow
 def test_a_request_alone_in_the_engine_matches_the_single_path_exactly(
         loop: asyncio.AbstractEventLoop, single: LlamaBackend, batched: LlamaBackend) -> None:
     for p in PROMPTS[:3]:
-        a = loop.run_until_complete(_collect(single, _req(p)))
-        b = loop.run_until_complete(_collect(batched, _req(p)))
+        a = loop.run_until_complete(collect(single, _req(p)))
+        b = loop.run_until_complete(collect(batched, _req(p)))
         assert a.text == b.text and a.text
         assert a.logprobs == b.logprobs
         assert a.last is not None and b.last is not None
@@ -120,8 +88,8 @@ def test_stop_strings_and_max_tokens_hold_in_a_batch(
 def test_seeded_sampling_repeats_and_a_cancelled_stream_frees_its_slot(
         loop: asyncio.AbstractEventLoop, batched: LlamaBackend) -> None:
     req = _req("Write a haiku about the sea.", temperature=0.9, seed=7, max_tokens=16)
-    first = loop.run_until_complete(_collect(batched, req))
-    again = loop.run_until_complete(_collect(batched, req))
+    first = loop.run_until_complete(collect(batched, req))
+    again = loop.run_until_complete(collect(batched, req))
     assert first.text == again.text
 
     async def cancel_early() -> None:
@@ -134,7 +102,7 @@ def test_seeded_sampling_repeats_and_a_cancelled_stream_frees_its_slot(
     loop.run_until_complete(cancel_early())
     loop.run_until_complete(asyncio.sleep(0.5))
     assert batched._engine is not None and batched._engine.running == 0
-    assert loop.run_until_complete(_collect(batched, _req("What is 2+3?"))).text
+    assert loop.run_until_complete(collect(batched, _req("What is 2+3?"))).text
 
 
 @pytest.mark.slow
@@ -146,7 +114,7 @@ def test_json_mode_takes_the_grammar_path_on_a_batched_tier(
                response_format=ResponseFormat(type="json_schema", schema=schema))
     assert batched._engine is not None
     busy = batched._engine.busy_s
-    got = loop.run_until_complete(_collect(batched, req))
+    got = loop.run_until_complete(collect(batched, req))
     assert json.loads(got.text)["color"] in ("red", "blue")
     assert batched._engine.busy_s == busy  # not decoded by the batch engine
 
@@ -176,7 +144,7 @@ def test_unloading_a_batched_tier_ends_every_waiting_request(
     async def go() -> list[BaseException | Got]:
         b = LlamaBackend("closing", LlamaBackendConfig(parallel=2), catalog=CatalogConfig())
         await b.start()
-        tasks = [asyncio.ensure_future(_collect(b, _req(p, max_tokens=400)))
+        tasks = [asyncio.ensure_future(collect(b, _req(p, max_tokens=400)))
                  for p in PROMPTS[:4]]
         await asyncio.sleep(1.0)  # two running, two queued
         await b.aclose()

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import llama_cpp
 import pytest
 
 from rung.backends.llama import LlamaBackend
-from rung.config import CatalogConfig, LlamaBackendConfig
 from rung.types import ChatRequest, Chunk, Message
+from tests.backends.conftest import Got, collect, started
 
 pytestmark = pytest.mark.slow
 
@@ -26,14 +25,6 @@ QUESTIONS = ["Where is item 3?", "How much is item 12?", "What aisle is item 8 i
              "Is item 1 cheap?"]
 
 
-@dataclass
-class Got:
-    text: str = ""
-    logprobs: list[float] = field(default_factory=list)
-    last: Chunk | None = None
-    cached: int = 0  # the backend's cached_tokens grew by this much
-
-
 def _req(system: str, question: str, **kw: Any) -> ChatRequest:
     base: dict[str, Any] = {"max_tokens": 16, "temperature": 0.0, "logprobs": True}
     base.update(kw)
@@ -41,53 +32,25 @@ def _req(system: str, question: str, **kw: Any) -> ChatRequest:
                        **base)
 
 
-async def _collect(backend: LlamaBackend, req: ChatRequest) -> Got:
-    got, before = Got(), backend.cached_tokens
-    async for c in backend.stream(req):
-        got.text += c.text
-        got.logprobs += [t.logprob for t in c.logprobs]
-        if c.finish_reason is not None:
-            got.last = c
-    got.cached = backend.cached_tokens - before
-    return got
-
-
-@pytest.fixture(scope="module")
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    lp = asyncio.new_event_loop()
-    yield lp
-    lp.close()
-
-
-def _backend(loop: asyncio.AbstractEventLoop, parallel: int,
-             cache: bool) -> Iterator[LlamaBackend]:
-    b = LlamaBackend(f"p{parallel}{cache}",
-                     LlamaBackendConfig(parallel=parallel, prefix_cache=cache),
-                     catalog=CatalogConfig())
-    loop.run_until_complete(b.start())
-    yield b
-    loop.run_until_complete(b.aclose())
-
-
 @pytest.fixture(scope="module")
 def batched(loop: asyncio.AbstractEventLoop) -> Iterator[LlamaBackend]:
-    yield from _backend(loop, 2, True)
+    yield from started(loop, 2, True)
 
 
 @pytest.fixture(scope="module")
 def fresh(loop: asyncio.AbstractEventLoop) -> Iterator[LlamaBackend]:
     """Batched, without reuse: every prompt evaluated from its first token."""
-    yield from _backend(loop, 2, False)
+    yield from started(loop, 2, False)
 
 
 @pytest.fixture(scope="module")
 def single(loop: asyncio.AbstractEventLoop) -> Iterator[LlamaBackend]:
-    yield from _backend(loop, 1, True)
+    yield from started(loop, 1, True)
 
 
 @pytest.fixture(scope="module")
 def single_fresh(loop: asyncio.AbstractEventLoop) -> Iterator[LlamaBackend]:
-    yield from _backend(loop, 1, False)
+    yield from started(loop, 1, False)
 
 
 @pytest.fixture
@@ -126,10 +89,10 @@ def _prompt_tokens(got: Got) -> int:
 def test_a_shared_prefix_is_evaluated_once_and_answers_exactly_as_from_scratch(
         loop: asyncio.AbstractEventLoop, batched: LlamaBackend, fresh: LlamaBackend,
         decoded: list[int]) -> None:
-    loop.run_until_complete(_collect(batched, _req(STORE, "Hello.")))
+    loop.run_until_complete(collect(batched, _req(STORE, "Hello.")))
     for q in QUESTIONS:
         decoded.clear()
-        got = loop.run_until_complete(_collect(batched, _req(STORE, q)))
+        got = loop.run_until_complete(collect(batched, _req(STORE, q)))
         assert got.last is not None and got.last.usage is not None
         n_prompt, n_gen = _prompt_tokens(got), got.last.usage.completion_tokens
         assert n_prompt > 300 and got.cached > n_prompt - 20
@@ -138,7 +101,7 @@ def test_a_shared_prefix_is_evaluated_once_and_answers_exactly_as_from_scratch(
         # followed by another (the end-of-generation token is never counted in n_gen).
         fed_back = n_gen if got.last.finish_reason == "stop" else n_gen - 1
         assert sum(decoded) == n_prompt - got.cached + fed_back
-        want = loop.run_until_complete(_collect(fresh, _req(STORE, q)))
+        want = loop.run_until_complete(collect(fresh, _req(STORE, q)))
         assert want.cached == 0
         assert got.text == want.text and got.logprobs == want.logprobs
 
@@ -146,30 +109,30 @@ def test_a_shared_prefix_is_evaluated_once_and_answers_exactly_as_from_scratch(
 def test_a_request_takes_the_slot_holding_its_prefix_not_the_one_free_longest(
         loop: asyncio.AbstractEventLoop, batched: LlamaBackend) -> None:
     for system in (STORE, LIBRARY):  # one slot holds each; the STORE one is free longest
-        loop.run_until_complete(_collect(batched, _req(system, "Hello.", max_tokens=2)))
-    got = loop.run_until_complete(_collect(batched, _req(LIBRARY, "Which shelf is 5?")))
+        loop.run_until_complete(collect(batched, _req(system, "Hello.", max_tokens=2)))
+    got = loop.run_until_complete(collect(batched, _req(LIBRARY, "Which shelf is 5?")))
     assert got.cached > _prompt_tokens(got) - 20
-    got = loop.run_until_complete(_collect(batched, _req(STORE, "Where is item 5?")))
+    got = loop.run_until_complete(collect(batched, _req(STORE, "Where is item 5?")))
     assert got.cached > _prompt_tokens(got) - 20
 
 
 def test_a_prompt_the_slot_holds_whole_reevaluates_its_last_two_tokens(
         loop: asyncio.AbstractEventLoop, batched: LlamaBackend, fresh: LlamaBackend) -> None:
     req = _req(LIBRARY, "What is on shelf 2?", max_tokens=4)
-    first = loop.run_until_complete(_collect(batched, req))
-    again = loop.run_until_complete(_collect(batched, req))
+    first = loop.run_until_complete(collect(batched, req))
+    again = loop.run_until_complete(collect(batched, req))
     assert again.cached == _prompt_tokens(again) - 2  # see llama_batch.REFEED
-    want = loop.run_until_complete(_collect(fresh, req))
+    want = loop.run_until_complete(collect(fresh, req))
     assert first.text == again.text == want.text and again.logprobs == want.logprobs
 
 
 def test_limits_and_cancellation_are_unchanged_by_reuse(
         loop: asyncio.AbstractEventLoop, batched: LlamaBackend, fresh: LlamaBackend) -> None:
-    short = loop.run_until_complete(_collect(batched, _req(STORE, "Count to 20.",
+    short = loop.run_until_complete(collect(batched, _req(STORE, "Count to 20.",
                                                            max_tokens=3)))
     assert short.cached > 0 and short.last is not None
     assert short.last.finish_reason == "length" and len(short.logprobs) == 3
-    stopped = loop.run_until_complete(_collect(batched, _req(STORE, "Count to 20.",
+    stopped = loop.run_until_complete(collect(batched, _req(STORE, "Count to 20.",
                                                              stop=("3",), max_tokens=40)))
     assert stopped.last is not None and stopped.last.finish_reason == "stop"
     assert "3" not in stopped.text
@@ -186,8 +149,8 @@ def test_limits_and_cancellation_are_unchanged_by_reuse(
     assert batched._engine is not None and batched._engine.running == 0
     # What the cancelled request left in its slot is a valid prefix for the next one.
     req = _req(LIBRARY, "Tell a long story.", max_tokens=12)
-    got = loop.run_until_complete(_collect(batched, req))
-    want = loop.run_until_complete(_collect(fresh, req))
+    got = loop.run_until_complete(collect(batched, req))
+    want = loop.run_until_complete(collect(fresh, req))
     assert got.cached == _prompt_tokens(got) - 2
     assert got.text == want.text and got.logprobs == want.logprobs
 
@@ -198,11 +161,11 @@ def test_one_at_a_time_llama_cpp_reuses_the_prefix_and_rung_counts_it_exactly(
     evaluated = _spy_eval(single._llms[0], monkeypatch)
     for q in ["Hello.", *QUESTIONS[:2], QUESTIONS[1]]:  # the last one repeats whole
         evaluated.clear()
-        got = loop.run_until_complete(_collect(single, _req(STORE, q)))
+        got = loop.run_until_complete(collect(single, _req(STORE, q)))
         assert evaluated[0] == _prompt_tokens(got) - got.cached  # the prompt's tail
         assert got.last is not None and got.last.usage is not None
         assert got.last.usage.cached_tokens == got.cached
-        want = loop.run_until_complete(_collect(single_fresh, _req(STORE, q)))
+        want = loop.run_until_complete(collect(single_fresh, _req(STORE, q)))
         assert got.text == want.text and got.logprobs == want.logprobs
     assert got.cached == _prompt_tokens(got) - 2
 
@@ -213,5 +176,5 @@ def test_without_prefix_cache_the_single_path_evaluates_every_prompt_whole(
     evaluated = _spy_eval(single_fresh._llms[0], monkeypatch)
     for q in QUESTIONS[:2]:
         evaluated.clear()
-        got = loop.run_until_complete(_collect(single_fresh, _req(STORE, q, max_tokens=2)))
+        got = loop.run_until_complete(collect(single_fresh, _req(STORE, q, max_tokens=2)))
         assert got.cached == 0 and evaluated[0] == _prompt_tokens(got)

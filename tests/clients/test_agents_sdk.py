@@ -118,3 +118,38 @@ async def test_a_tool_loop_on_the_embedded_model_with_a_forced_first_call(
     calls = [i for i in result.new_items if i.type == "tool_call_item"]
     outputs = [i for i in result.new_items if i.type == "tool_call_output_item"]
     assert len(calls) == 1 and len(outputs) == 1
+
+
+def _ladder_installed() -> bool:
+    from rung.catalog import parts_path
+    from rung.config import CatalogConfig
+
+    return all(parts_path(m, catalog=CatalogConfig()).is_file()
+               for m in ("qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _ladder_installed(),
+                    reason="the Qwen ladder is not installed (python3 tasks.py setup --ladder)")
+async def test_a_tool_loop_on_the_ladder_of_examples_tools_toml() -> None:
+    """examples/tools.toml as shipped, behind the alias: the 0.5B proposes the call (the
+    1.5B when a verifier rejects it), the SDK runs the tool, and the ladder answers the
+    result in text."""
+    from pathlib import Path
+
+    from agents import ModelSettings
+
+    from rung.config import load_config
+    from tests.conftest import rung_server
+
+    cfg = load_config(Path(__file__).parents[2] / "examples" / "tools.toml")
+    with rung_server(cfg) as server:
+        agent = Agent(name="converter", instructions=SYSTEM["content"],
+                      tools=[convert_temperature],
+                      model=agent_model(f"{server.url}/v1", "rung"),
+                      model_settings=ModelSettings(tool_choice="required", temperature=0,
+                                                   max_tokens=64))
+        result = await asyncio.wait_for(Runner.run(agent, USER["content"], max_turns=4),
+                                        timeout=60 * TIMEOUT_S)
+    assert RAN and RAN[0] == (24.0, "fahrenheit")
+    assert isinstance(result.final_output, str) and "75" in result.final_output
