@@ -146,6 +146,9 @@ def _first_marker(text: str) -> tuple[int, tuple[str, str] | None]:
 
 def _partial_marker(text: str) -> int:
     """How many characters at the end of ``text`` could begin a marker."""
+    window = text[-(len(_TAG_OPEN) - 1):]
+    if "<" not in window and "`" not in window:  # the usual case: prose ends here
+        return 0
     for n in range(min(len(text), len(_TAG_OPEN) - 1), 0, -1):
         tail = text[-n:]
         if any(m[0].startswith(tail) for m in _MARKERS):
