@@ -34,7 +34,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -243,7 +243,7 @@ class LlamaBackend:
             return with_tool_calls(request, self._stream(request))
         return self._stream(request)
 
-    async def _stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
+    async def _stream(self, request: ChatRequest) -> AsyncGenerator[Chunk, None]:
         if not self._loaded.is_set():
             await self.start()
         if self._load_error is not None:

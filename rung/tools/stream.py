@@ -9,14 +9,14 @@ any call was made. With ``parallel_tool_calls`` false, only the first call is ke
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from dataclasses import replace
 
 from rung.tools.parse import CallReader
 from rung.types import ChatRequest, Chunk, ToolCall, ToolCallDelta
 
 
-async def with_tool_calls(request: ChatRequest, chunks: AsyncIterator[Chunk]
+async def with_tool_calls(request: ChatRequest, chunks: AsyncGenerator[Chunk, None]
                           ) -> AsyncIterator[Chunk]:
     reader = CallReader()
     most = 1 if request.parallel_tool_calls is False else None
@@ -31,19 +31,24 @@ async def with_tool_calls(request: ChatRequest, chunks: AsyncIterator[Chunk]
             yield Chunk(tool_calls=(ToolCallDelta(index=made, arguments=c.arguments),))
             made += 1
 
-    async for chunk in chunks:
-        text, calls = reader.push(chunk.text)
-        if chunk.finish_reason is None:
-            if text or chunk.logprobs:
-                yield replace(chunk, text=text)
-            for piece in pieces(calls):
+    try:
+        async for chunk in chunks:
+            text, calls = reader.push(chunk.text)
+            if chunk.finish_reason is None:
+                if text or chunk.logprobs:
+                    yield replace(chunk, text=text)
+                for piece in pieces(calls):
+                    yield piece
+                continue
+            rest, more = reader.finish()
+            if text or rest or chunk.logprobs:
+                yield replace(chunk, text=text + rest, finish_reason=None, usage=None,
+                              queue_ms=None, compute_s=None)
+            for piece in pieces(calls + more):
                 yield piece
-            continue
-        rest, more = reader.finish()
-        if text or rest or chunk.logprobs:
-            yield replace(chunk, text=text + rest, finish_reason=None, usage=None,
-                          queue_ms=None, compute_s=None)
-        for piece in pieces(calls + more):
-            yield piece
-        yield Chunk(finish_reason="tool_calls" if made else chunk.finish_reason,
-                    usage=chunk.usage, queue_ms=chunk.queue_ms, compute_s=chunk.compute_s)
+            yield Chunk(finish_reason="tool_calls" if made else chunk.finish_reason,
+                        usage=chunk.usage, queue_ms=chunk.queue_ms, compute_s=chunk.compute_s)
+    finally:
+        # A consumer that stops early (a client gone) stops the generation now, not when
+        # the abandoned stream is collected.
+        await chunks.aclose()
