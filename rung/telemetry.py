@@ -66,6 +66,7 @@ class Telemetry:
                 "rung.status": trace.status, "rung.escalated": trace.escalated,
                 "rung.cost": trace.cost, "rung.route.reason": route.reason,
                 **({"rung.router.score": trace.score} if trace.score is not None else {}),
+                **_tool_attrs(trace),
             })
         if trace.status != "ok":
             span.set_status(Status(StatusCode.ERROR, trace.error or trace.status))
@@ -89,3 +90,13 @@ class Telemetry:
 
     def shutdown(self) -> None:
         self._provider.shutdown()
+
+
+def _tool_attrs(trace: Trace) -> dict[str, Any]:
+    """A tool-call step's tools offered and calls made, by name only (arguments stay out
+    of spans, as they stay out of redacted traces)."""
+    if trace.tools is None:
+        return {}
+    use = trace.tool_use
+    return {"rung.tools.offered": list(use.offered),
+            "rung.tool_calls": [c.name for c in use.calls]}

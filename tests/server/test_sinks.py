@@ -141,6 +141,23 @@ def test_telemetry_sink_emits_a_span_per_attempt() -> None:
     assert names == ["chat big", "chat mid", "chat rung", "chat small"]
 
 
+def test_a_tool_steps_span_names_the_tools_offered_and_called_never_arguments() -> None:
+    from rung.store.trace import ToolUse
+    from rung.types import ToolCall, ToolSpec
+
+    use = ToolUse.of((ToolSpec("get_weather"), ToolSpec("get_time")), None)
+    use = ToolUse(use.offered, None, (ToolCall("c1", "get_weather", '{"city": "Oslo"}'),))
+    exporter = InMemorySpanExporter()
+    tel = Telemetry(config_of(), exporter)
+    asyncio.run(TelemetrySink(tel)(_done(tools=use.as_dict())))
+    tel.shutdown()
+    [root] = [s for s in exporter.get_finished_spans() if s.name == "chat rung"]
+    assert root.attributes is not None
+    assert list(root.attributes["rung.tools.offered"]) == ["get_weather", "get_time"]  # type: ignore[arg-type]
+    assert list(root.attributes["rung.tool_calls"]) == ["get_weather"]  # type: ignore[arg-type]
+    assert "Oslo" not in repr(dict(root.attributes))
+
+
 def test_judge_sink_judges_a_sampled_answer(tmp_path: Path) -> None:
     judge_backend = Scripted("judge", ["yes"], logprob=-0.01)
     cfg = config_of(tiers=[_tier("judge")])
