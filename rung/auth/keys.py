@@ -111,6 +111,28 @@ class KeyStore:
         return [_row(r) for r in self._conn.execute(
             f"SELECT {_COLS} FROM api_keys ORDER BY created")]
 
+    def set_tools(self, key_id: str, *, allow: tuple[str, ...] | None | bool = False,
+                  deny: tuple[str, ...] | None | bool = False) -> ApiKey:
+        """Change an active key's tool lists: a tuple of globs sets a list, None clears it
+        (no restriction), False leaves it as it is. A running server sees the change
+        within its key cache's 2 s."""
+        if isinstance(allow, tuple) and not allow:
+            raise ConfigError("tools allow list is empty: name at least one glob (deny '*' "
+                              "to refuse every tool)")
+        for column, value in (("tools_allow", allow), ("tools_deny", deny)):
+            if value is False:
+                continue
+            cur = self._conn.execute(
+                f"UPDATE api_keys SET {column} = ? WHERE id = ? AND revoked IS NULL",
+                (_globs_out(value if isinstance(value, tuple) else None), key_id))
+            if cur.rowcount == 0:
+                raise ConfigError(f"no active key with id {key_id}")
+        r = self._conn.execute(f"SELECT {_COLS} FROM api_keys WHERE id = ?",
+                               (key_id,)).fetchone()
+        if r is None:
+            raise ConfigError(f"no active key with id {key_id}")
+        return _row(r)
+
     def revoke(self, key_id: str) -> None:
         cur = self._conn.execute("UPDATE api_keys SET revoked = ? WHERE id = ? AND revoked "
                                  "IS NULL", (time.time(), key_id))

@@ -33,10 +33,18 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     create.set_defaults(func=_create)
     lst = ksub.add_parser("list", help="list keys (never their secrets)")
     lst.set_defaults(func=_list)
+    update = ksub.add_parser("update", help="change an active key's tool lists; a running "
+                             "server applies it within 2 s")
+    update.add_argument("id")
+    update.add_argument("--tools-allow", type=_globs_or_none, default=False, metavar="GLOBS",
+                        help="comma-separated globs, or 'none' to lift the list")
+    update.add_argument("--tools-deny", type=_globs_or_none, default=False, metavar="GLOBS",
+                        help="comma-separated globs, or 'none' to lift the list")
+    update.set_defaults(func=_update)
     revoke = ksub.add_parser("revoke", help="revoke a key by id; it gets 401 within 2 s")
     revoke.add_argument("id")
     revoke.set_defaults(func=_revoke)
-    for q in (create, lst, revoke):
+    for q in (create, lst, update, revoke):
         add_config_arg(q)
         q.add_argument("--store", default=None, metavar="URL",
                        help="store holding the keys (default: config store.url)")
@@ -49,6 +57,24 @@ def _globs(text: str) -> tuple[str, ...]:
     if not globs:
         raise argparse.ArgumentTypeError("expected at least one glob, e.g. 'get_*,search'")
     return globs
+
+
+def _globs_or_none(text: str) -> tuple[str, ...] | None:
+    return None if text.strip().lower() == "none" else _globs(text)
+
+
+def _update(args: argparse.Namespace) -> int:
+    if args.tools_allow is False and args.tools_deny is False:
+        from rung.errors import ConfigError
+
+        raise ConfigError("nothing to update: give --tools-allow and/or --tools-deny")
+    store = _keys(args)
+    try:
+        key = store.set_tools(args.id, allow=args.tools_allow, deny=args.tools_deny)
+    finally:
+        store.close()
+    print(f"{key.id}\ttools {_tools(key)}")
+    return 0
 
 
 def _keys(args: argparse.Namespace):  # type: ignore[no-untyped-def]

@@ -133,6 +133,33 @@ def test_keys_cli_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert "expected at least one glob" in capsys.readouterr().err
 
 
+def test_keys_update_changes_and_lifts_tool_lists(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "rung.db"
+    store = f"sqlite:///{db}"
+    kid, _ = _create(db, capsys, "--name", "agent")
+    assert main(["keys", "update", kid, "--store", store, "--tools-allow", "get_*"]) == 0
+    assert capsys.readouterr().out.strip() == f"{kid}\ttools allow=get_*"
+    assert main(["keys", "update", kid, "--store", store, "--tools-deny", "get_secret"]) == 0
+    assert capsys.readouterr().out.strip() == f"{kid}\ttools allow=get_* deny=get_secret"
+    assert main(["keys", "update", kid, "--store", store, "--tools-allow", "none"]) == 0
+    assert capsys.readouterr().out.strip() == f"{kid}\ttools deny=get_secret"
+    keys = KeyStore(db)
+    try:
+        [key] = keys.list()
+        assert (key.tools_allow, key.tools_deny) == (None, ("get_secret",))
+        assert key.allows_tool("delete_file") and not key.allows_tool("get_secret")
+        with pytest.raises(ConfigError, match="no active key"):
+            keys.set_tools("key_nope", deny=("x",))
+        keys.revoke(kid)
+        with pytest.raises(ConfigError, match="no active key"):  # a revoked key stays as it was
+            keys.set_tools(kid, allow=("x",))
+    finally:
+        keys.close()
+    assert main(["keys", "update", kid, "--store", store]) == 1  # nothing to update
+    assert "nothing to update" in capsys.readouterr().err
+
+
 def test_a_store_from_before_the_migration_keeps_its_keys(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     db = tmp_path / "old.db"
