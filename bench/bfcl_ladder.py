@@ -18,16 +18,16 @@ Rows of an older run without ``relevance_ok`` get it computed here from the BFCL
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from rung.eval.bfcl import load
-from rung.eval.live import relevance_ok, request_for
+from rung.eval.live import request_for
 from rung.eval.replay import by_item, replay, seconds_of
 from rung.types import ToolCall
+from rung.verify.relevance import ToolRelevanceVerifier
 
 ROOT = Path(__file__).resolve().parents[1]
 BFCL = ROOT.parent / "shared" / "data" / "bfcl"
@@ -49,7 +49,7 @@ def annotate(rows: list[Row]) -> None:
         req = request_for(item, seed=0, max_tokens=1)
         calls = [ToolCall(c["id"], c["function"]["name"], c["function"]["arguments"])
                  for c in r.get("tool_calls") or []]
-        r["relevance_ok"] = asyncio.run(relevance_ok(req, calls))
+        r["relevance_ok"] = ToolRelevanceVerifier().judge(req, calls).accept
 
 
 def ladder(items: Sequence[list[Row]], accept: Callable[[Row], bool]) -> tuple[list[bool], float]:

@@ -26,12 +26,9 @@ from rung.eval.datasets import Item
 from rung.eval.replay import seconds_of
 from rung.gateway import Gateway
 from rung.types import (
-    Answer,
     ChatRequest,
-    Chunk,
     Message,
     TokenLogprob,
-    ToolCall,
     ToolCallDelta,
     ToolChoice,
     assemble_tool_calls,
@@ -83,7 +80,6 @@ async def answer_one(gateway: Gateway, item: Item, target: Target, *, seed: int,
     req = request_for(item, seed=seed, max_tokens=max_tokens)
     t0 = time.perf_counter()
     text, usage, error, compute = "", None, None, None
-    lps: list[float] = []
     toks: list[TokenLogprob] = []
     deltas: list[ToolCallDelta] = []
     reply = gateway.reply(model, req)
@@ -92,7 +88,6 @@ async def answer_one(gateway: Gateway, item: Item, target: Target, *, seed: int,
             text += chunk.text
             usage = chunk.usage or usage
             compute = chunk.compute_s if chunk.compute_s is not None else compute
-            lps.extend(t.logprob for t in chunk.logprobs)
             toks.extend(chunk.logprobs)
             deltas.extend(chunk.tool_calls)
     except RungError as exc:
@@ -102,6 +97,7 @@ async def answer_one(gateway: Gateway, item: Item, target: Target, *, seed: int,
     seconds = time.perf_counter() - t0
     route = reply.route
     calls = assemble_tool_calls(deltas)
+    lps = [t.logprob for t in toks]
     verdict = (bfcl.Result(False, "") if error else
                await asyncio.to_thread(check, item, text, calls))
     row = {
@@ -127,21 +123,10 @@ async def answer_one(gateway: Gateway, item: Item, target: Target, *, seed: int,
         # What the tool verifiers would see, so their cascades replay offline.
         specs = {t.name: t for t in req.tools}
         row["schema_ok"] = all(call_problem(c, specs) is None for c in calls)
-        row["relevance_ok"] = await relevance_ok(req, calls)
+        row["relevance_ok"] = ToolRelevanceVerifier().judge(req, calls).accept
         values = [t.logprob for t in value_tokens(toks)] if calls else []
         row["arg_logprob"] = round(sum(values) / len(values), 5) if values else None
     return row
-
-
-async def relevance_ok(request: ChatRequest, calls: Sequence[ToolCall]) -> bool:
-    """Whether ``tool_relevance`` (default threshold) accepts these calls."""
-    answer = Answer("", [Chunk(tool_calls=tuple(
-        ToolCallDelta(i, c.id, c.name, c.arguments) for i, c in enumerate(calls)))])
-    return (await ToolRelevanceVerifier().verify(request, answer, _no_generation)).accept
-
-
-async def _no_generation(tier: str, request: ChatRequest) -> Answer:
-    raise RuntimeError("tool_relevance generates nothing")
 
 
 def _compute(seconds: float | None) -> float | None:

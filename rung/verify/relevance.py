@@ -41,12 +41,12 @@ import json
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from rung.routing.steps import read_step
-from rung.types import Answer, ChatRequest, ToolSpec, Verdict
+from rung.types import Answer, ChatRequest, ToolCall, ToolSpec, Verdict
 from rung.verify.base import Generate
 
 DEFAULT_MIN_SCORE = 4.25
@@ -190,7 +190,11 @@ class ToolRelevanceVerifier:
 
     async def verify(self, request: ChatRequest, answer: Answer,
                      generate: Generate) -> Verdict:
-        calls = answer.tool_calls
+        return self.judge(request, answer.tool_calls)
+
+    def judge(self, request: ChatRequest, calls: Sequence[ToolCall]) -> Verdict:
+        """The verdict on ``calls`` made in answer to ``request`` (no generation: also
+        what an evaluation records for offline replay)."""
         if not request.tools or not calls:
             return Verdict(self.name, 0.0, True, "no call")
         step = read_step(request)
