@@ -246,10 +246,9 @@ class ToolsConfig(_Frozen):
         "ladder tier).")
 
     def allows(self, name: str) -> bool:
-        from fnmatch import fnmatchcase
+        from rung.tools.globs import allowed
 
-        return (any(fnmatchcase(name, g) for g in self.allow)
-                and not any(fnmatchcase(name, g) for g in self.deny))
+        return allowed(name, self.allow, self.deny)
 
 
 class RoutingConfig(_Frozen):

@@ -14,11 +14,11 @@ import secrets
 import sqlite3
 import time
 from dataclasses import dataclass
-from fnmatch import fnmatchcase
 from pathlib import Path
 
 from rung.errors import ConfigError
 from rung.store.sqlite import connect
+from rung.tools.globs import allowed
 
 PREFIX = "rk-"
 
@@ -40,9 +40,7 @@ class ApiKey:
     def allows_tool(self, name: str) -> bool:
         """Whether this key's own lists let a request offer tool ``name`` (the gateway's
         ``[tools]`` lists apply as well: see ``rung.server.tools_wire.check_allowed``)."""
-        allow, deny = self.tools_allow, self.tools_deny or ()
-        return ((allow is None or any(fnmatchcase(name, g) for g in allow))
-                and not any(fnmatchcase(name, g) for g in deny))
+        return allowed(name, self.tools_allow, self.tools_deny or ())
 
 
 def tool_globs(text: str) -> tuple[str, ...]:

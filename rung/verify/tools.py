@@ -24,9 +24,9 @@ import functools
 import json
 import math
 import re
-from fnmatch import fnmatchcase
 from typing import Any
 
+from rung.tools.globs import matches
 from rung.types import Answer, ChatRequest, TokenLogprob, ToolCall, ToolSpec, Verdict
 from rung.verify.base import Generate
 
@@ -179,7 +179,7 @@ class ToolCrossCheckVerifier:
     async def verify(self, request: ChatRequest, answer: Answer,
                      generate: Generate) -> Verdict:
         calls = answer.tool_calls
-        if not calls or not any(fnmatchcase(c.name, g) for c in calls for g in self.tools):
+        if not calls or not any(matches(c.name, self.tools) for c in calls):
             return Verdict(self.name, 0.0, True, "no call to cross-check")
         other = await generate(self.tier, request)
         specs = {t.name: t for t in request.tools}
