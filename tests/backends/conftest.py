@@ -33,6 +33,14 @@ async def collect(backend: LlamaBackend, req: ChatRequest) -> Got:
     return got
 
 
+async def leave_after_first_chunk(backend: LlamaBackend, req: ChatRequest) -> None:
+    """A client that reads the first piece of the answer and goes away."""
+    stream = backend.stream(req)
+    async for _ in stream:
+        break
+    await stream.aclose()  # type: ignore[attr-defined]
+
+
 @pytest.fixture(scope="module")
 def loop() -> Iterator[asyncio.AbstractEventLoop]:
     lp = asyncio.new_event_loop()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -14,8 +14,8 @@ from rung.backends.llama import LlamaBackend
 from rung.backends.llama_batch import sample
 from rung.config import CatalogConfig, LlamaBackendConfig
 from rung.errors import BackendError
-from rung.types import ChatRequest, Chunk, Message, ResponseFormat
-from tests.backends.conftest import Got, collect, started
+from rung.types import ChatRequest, Message, ResponseFormat
+from tests.backends.conftest import Got, collect, leave_after_first_chunk, started
 
 PROMPTS = ["What is 2+3?", "Name a color.", "Write a haiku about the sea.",
            "What is the capital of France?", "Count from 1 to 10.", "Say hello in Spanish."]
@@ -92,14 +92,8 @@ def test_seeded_sampling_repeats_and_a_cancelled_stream_frees_its_slot(
     again = loop.run_until_complete(collect(batched, req))
     assert first.text == again.text
 
-    async def cancel_early() -> None:
-        stream: AsyncIterator[Chunk] = batched.stream(_req("Count from 1 to 10.",
-                                                           max_tokens=200))
-        async for _ in stream:
-            break
-        await stream.aclose()  # type: ignore[attr-defined]
-
-    loop.run_until_complete(cancel_early())
+    loop.run_until_complete(leave_after_first_chunk(
+        batched, _req("Count from 1 to 10.", max_tokens=200)))
     loop.run_until_complete(asyncio.sleep(0.5))
     assert batched._engine is not None and batched._engine.running == 0
     assert loop.run_until_complete(collect(batched, _req("What is 2+3?"))).text

@@ -4,15 +4,15 @@ model already holds evaluates only the rest, and answers exactly as from scratch
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import llama_cpp
 import pytest
 
 from rung.backends.llama import LlamaBackend
-from rung.types import ChatRequest, Chunk, Message
-from tests.backends.conftest import Got, collect, started
+from rung.types import ChatRequest, Message
+from tests.backends.conftest import Got, collect, leave_after_first_chunk, started
 
 pytestmark = pytest.mark.slow
 
@@ -137,14 +137,8 @@ def test_limits_and_cancellation_are_unchanged_by_reuse(
     assert stopped.last is not None and stopped.last.finish_reason == "stop"
     assert "3" not in stopped.text
 
-    async def cancel_early() -> None:
-        stream: AsyncIterator[Chunk] = batched.stream(_req(LIBRARY, "Tell a long story.",
-                                                           max_tokens=200))
-        async for _ in stream:
-            break
-        await stream.aclose()  # type: ignore[attr-defined]
-
-    loop.run_until_complete(cancel_early())
+    loop.run_until_complete(leave_after_first_chunk(
+        batched, _req(LIBRARY, "Tell a long story.", max_tokens=200)))
     loop.run_until_complete(asyncio.sleep(0.5))
     assert batched._engine is not None and batched._engine.running == 0
     # What the cancelled request left in its slot is a valid prefix for the next one.
