@@ -185,7 +185,7 @@ class Cascade:
         cost = self._cost(got.tier, got)
         route.spend(cost, got.compute_s)
         route.settle(generate_ms=got.seconds * 1000, usage=got.usage, queue_ms=got.queue_ms,
-                     compute_s=got.compute_s, cost=cost, **changes)
+                     compute_s=got.compute_s, cost=cost, sampling=got.sampling, **changes)
 
     async def _verified(self, name: str, request: ChatRequest,
                         route: RouteDraft) -> tuple[Answer, bool]:
@@ -261,7 +261,8 @@ class Cascade:
                              compute_s=streamed.compute_s)
             route.tier = name
             route.settle(outcome=Outcome.ANSWERED, usage=streamed.usage,
-                         generate_ms=streamed.seconds * 1000, queue_ms=streamed.queue_ms)
+                         generate_ms=streamed.seconds * 1000, queue_ms=streamed.queue_ms,
+                         sampling=streamed.sampling)
             return
         if rejected is not None:
             route.tier = rejected.tier

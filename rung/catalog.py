@@ -23,6 +23,8 @@ from pathlib import Path
 
 from rung.config import CatalogConfig
 from rung.errors import ModelSourceError
+from rung.sampling import recommended
+from rung.types import Sampling
 
 log = logging.getLogger("rung.catalog")
 
@@ -68,7 +70,13 @@ class CatalogEntry:
     source: PackageFile | HubFile | PartsPackages
     description: str
     license: str
+    # The authors' recommended sampling, used when a request sets none (rung.sampling).
+    sampling: Sampling | None = None
 
+
+# Qwen2.5's instruct models ship generation_config.json with these (do_sample, T 0.7,
+# top-p 0.8, top-k 20; its repetition penalty is not applied: rung's samplers have none).
+_QWEN25 = recommended(temperature=0.7, top_p=0.8, top_k=20)
 
 BUILTIN: dict[str, CatalogEntry] = {
     e.name: e
@@ -82,6 +90,8 @@ BUILTIN: dict[str, CatalogEntry] = {
             ),
             description="SmolLM2-135M-Instruct Q4_1, the embedded default (98 MB)",
             license="Apache-2.0",
+            # The model card's example generation: temperature 0.2, top_p 0.9.
+            sampling=recommended(temperature=0.2, top_p=0.9),
         ),
         CatalogEntry(
             name="qwen2.5-coder-0.5b",
@@ -90,6 +100,7 @@ BUILTIN: dict[str, CatalogEntry] = {
                 sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"),
             description="Qwen2.5-Coder-0.5B-Instruct Q4_K_M (491 MB; rung models install)",
             license="Apache-2.0",
+            sampling=_QWEN25,
         ),
         CatalogEntry(
             name="qwen2.5-coder-1.5b",
@@ -98,6 +109,7 @@ BUILTIN: dict[str, CatalogEntry] = {
                 sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"),
             description="Qwen2.5-Coder-1.5B-Instruct Q4_K_M (1.1 GB; rung models install)",
             license="Apache-2.0",
+            sampling=_QWEN25,
         ),
     )
 }

@@ -122,8 +122,11 @@ class ChatRequest:
 
     messages: tuple[Message, ...]
     max_tokens: int | None = None
-    temperature: float = 1.0
-    top_p: float = 1.0
+    # None: not given; a local tier then uses its model's recommended sampling
+    # (:mod:`rung.sampling`), an upstream tier its server's default.
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int = 0  # 0: off (not an OpenAI field: set from a model's recommendation)
     stop: tuple[str, ...] = ()
     seed: int | None = None
     logprobs: bool = False
@@ -164,6 +167,30 @@ class Usage:
 
 
 @dataclass(frozen=True, slots=True)
+class Sampling:
+    """The sampling a tier applied to a request, and where it came from: ``request``
+    (the client set temperature or top_p), ``model`` (the model's recommendation: its
+    GGUF metadata, its catalogue entry or the tier's config) or ``default`` (OpenAI's:
+    temperature 1, top_p 1)."""
+
+    temperature: float
+    top_p: float
+    top_k: int = 0
+    source: Literal["request", "model", "default"] = "default"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"temperature": self.temperature, "top_p": self.top_p, "top_k": self.top_k,
+                "source": self.source}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Sampling:
+        source = d.get("source")
+        return cls(temperature=float(d.get("temperature", 1.0)),
+                   top_p=float(d.get("top_p", 1.0)), top_k=int(d.get("top_k") or 0),
+                   source=source if source in ("request", "model") else "default")
+
+
+@dataclass(frozen=True, slots=True)
 class Chunk:
     """A piece of an answer. The last chunk of a stream carries ``finish_reason`` and
     ``usage``; any chunk may carry text and the logprobs of the tokens it came from, and
@@ -180,6 +207,8 @@ class Chunk:
     # On the last chunk of a local backend: seconds of model compute spent on this
     # request (without queueing; a batched step's time is shared among its sequences).
     compute_s: float | None = None
+    # On the last chunk of a local backend: the sampling it applied.
+    sampling: Sampling | None = None
 
 
 @dataclass
@@ -219,6 +248,11 @@ class Answer:
     def compute_s(self) -> float | None:
         """Model compute the backend attributed to this answer (local tiers), if any."""
         return next((c.compute_s for c in reversed(self.chunks) if c.compute_s is not None),
+                    None)
+
+    @property
+    def sampling(self) -> Sampling | None:
+        return next((c.sampling for c in reversed(self.chunks) if c.sampling is not None),
                     None)
 
     @property
@@ -300,6 +334,7 @@ class Attempt:
     why: str | None = None  # why its answer was rejected
     answer: str | None = None  # a rejected answer's text (traces only)
     verified: bool = False  # its verifiers ran (an empty ``verdicts`` may still be that)
+    sampling: Sampling | None = None  # what a local tier sampled with
 
     def as_dict(self, *, answers: bool = True) -> dict[str, Any]:
         """The stored JSON shape: keys only for what is known."""
@@ -321,6 +356,8 @@ class Attempt:
             d["compute_s"] = round(self.compute_s, 6)
         if self.cost:
             d["cost"] = self.cost
+        if self.sampling is not None:
+            d["sampling"] = self.sampling.as_dict()
         if self.why is not None:
             d["why"] = self.why
         if answers and self.answer is not None:
@@ -339,7 +376,9 @@ class Attempt:
             verdicts=tuple(Verdict.from_dict(v) for v in verdicts or () if isinstance(v, dict)),
             usage=Usage(int(usage[0]), int(usage[1])) if usage else None,
             compute_s=d.get("compute_s"), cost=float(d.get("cost") or 0.0), why=d.get("why"),
-            answer=d.get("answer"), verified=verdicts is not None)
+            answer=d.get("answer"), verified=verdicts is not None,
+            sampling=Sampling.from_dict(d["sampling"]) if isinstance(d.get("sampling"), dict)
+            else None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import ctypes
+import dataclasses
 import logging
 import os
 import random
@@ -40,17 +41,18 @@ from typing import Any
 
 import numpy as np
 
+from rung import sampling
 from rung.backends.arrival import ArrivalOrder
 from rung.backends.llama_batch import REFEED, BatchEngine, common_prefix
 from rung.backends.logprobs import log_softmax, token_logprob
 from rung.backends.textstream import StopTextStream
-from rung.catalog import resolve
+from rung.catalog import BUILTIN, resolve
 from rung.config import CatalogConfig, LlamaBackendConfig
 from rung.errors import BackendError, ContextLengthExceeded, Overloaded, RequestError, RungError
 from rung.tools.grammar import forced, grammar_text
 from rung.tools.render import knows_tools, offered, template_inputs
 from rung.tools.stream import with_tool_calls
-from rung.types import ChatRequest, Chunk, TokenLogprob, Usage
+from rung.types import ChatRequest, Chunk, Sampling, TokenLogprob, Usage
 
 log = logging.getLogger("rung.backends.llama")
 
@@ -136,6 +138,15 @@ class LlamaBackend:
         self._strips = False  # whether a special token swallows whitespace next to it
         self._arrivals = ArrivalOrder()  # prompts prepared in parallel queue in arrival order
         self._cached = 0  # prompt tokens the one-at-a-time path took from the model's KV
+        # Sampling for requests that set none: the config's, then (once loaded) the GGUF's,
+        # then the catalogue's.
+        entry = BUILTIN.get(cfg.model)
+        self._catalog_sampling = entry.sampling if entry is not None else None
+        self.sampling: Sampling | None = self._config_sampling() or self._catalog_sampling
+
+    def _config_sampling(self) -> Sampling | None:
+        s = self._cfg.sampling
+        return None if s is None else sampling.recommended(s.temperature, s.top_p, s.top_k)
 
     # -- lifecycle -----------------------------------------------------------------
     @property
@@ -179,6 +190,9 @@ class LlamaBackend:
                           n_threads_batch=self._cfg.n_threads, verbose=False)
                     for _ in range(self._cfg.instances)]
         self._formatter = _chat_formatter(llms[0])
+        self.sampling = sampling.first(self._config_sampling(),
+                                       sampling.from_gguf(llms[0].metadata),
+                                       self._catalog_sampling)
         self._native_tools = knows_tools(_template(llms[0]))
         if self._cfg.parallel > 1:
             self._engine = BatchEngine(llms[0], name=self.name, slots=self._cfg.parallel,
@@ -251,6 +265,7 @@ class LlamaBackend:
         assert self._queue is not None
         if self._admitted >= self.capacity + self._cfg.queue_size:
             raise Overloaded(f"tier {self.name}: queue is full ({self._cfg.queue_size} waiting)")
+        request, applied = sampling.resolve(request, self.sampling)
         job = _Job(request, asyncio.get_running_loop())
         batched = (self._engine is not None and request.response_format.type == "text"
                    and not forced(request))  # grammar-held requests take turns
@@ -283,6 +298,8 @@ class LlamaBackend:
                     return
                 if isinstance(item, BaseException):
                     raise item
+                if item.finish_reason is not None:
+                    item = dataclasses.replace(item, sampling=applied)
                 yield item
         finally:
             job.cancelled.set()
@@ -357,8 +374,8 @@ class LlamaBackend:
         else:
             llm.reset()  # forget what the model holds: generate() then evaluates it all
         gen = llm.generate(
-            tokens, top_k=0, top_p=req.top_p, min_p=0.0, typical_p=1.0,
-            temp=req.temperature, repeat_penalty=1.0, grammar=self._grammar(req),
+            tokens, top_k=req.top_k, top_p=_known(req.top_p), min_p=0.0, typical_p=1.0,
+            temp=_known(req.temperature), repeat_penalty=1.0, grammar=self._grammar(req),
             logits_processor=processors,
         )
         try:
@@ -470,6 +487,12 @@ class LlamaBackend:
         """Tokens the prompt takes on this model (used by estimates and tests)."""
         data, add_bos = self._render(request)
         return _tokenize(self._llms[0], data, add_bos=add_bos, limit=1)[1]
+
+
+def _known(value: float | None) -> float:
+    """A sampling value :func:`rung.sampling.resolve` has set."""
+    assert value is not None
+    return value
 
 
 def _keep_prefix(llm: Any, tokens: list[int]) -> int:

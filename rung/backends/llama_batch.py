@@ -23,7 +23,7 @@ Compute is attributed to requests: each step's time is shared among the sequence
 in proportion to the tokens each put into the batch, so ``compute_s`` on a request's last
 chunk sums, over all requests, to the engine's busy time.
 
-Sampling happens here, in NumPy: greedy at temperature 0, else temperature and top-p from
+Sampling happens here, in NumPy: greedy at temperature 0, else temperature, top-k and top-p from
 a per-request generator seeded by the request's seed. Grammar-constrained requests (JSON
 mode) are not batched; the backend sends them down its single-sequence path.
 """
@@ -112,11 +112,15 @@ def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
 
 
 def sample(logits: np.ndarray[Any, Any], *, temperature: float, top_p: float,
-           rng: np.random.Generator) -> int:
-    """Greedy at temperature 0; else softmax(logits / T), truncated to the top-p mass."""
+           rng: np.random.Generator, top_k: int = 0) -> int:
+    """Greedy at temperature 0; else softmax(logits / T) over the ``top_k`` most likely
+    tokens (0: all), truncated to the top-p mass."""
     if temperature <= 0.0:
         return int(logits.argmax())
     z = logits.astype(np.float64) / temperature
+    if 0 < top_k < len(z):
+        cut = np.partition(z, -top_k)[-top_k]
+        z = np.where(z >= cut, z, -np.inf)
     p = np.exp(z - z.max())
     p /= p.sum()
     if top_p < 1.0:
@@ -340,7 +344,9 @@ class BatchEngine:
 
         req: ChatRequest = slot.job.request
         logits = np.ctypeslib.as_array(ptr, shape=(self._n_vocab,)).copy()
-        tok = sample(logits, temperature=req.temperature, top_p=req.top_p, rng=slot.rng)
+        assert req.temperature is not None and req.top_p is not None  # sampling.resolve's
+        tok = sample(logits, temperature=req.temperature, top_p=req.top_p, top_k=req.top_k,
+                     rng=slot.rng)
         if llama_cpp.llama_vocab_is_eog(self._vocab, tok):
             self._finish(slot, None, finish="stop")
             return

@@ -62,10 +62,13 @@ def request_body(model: str, req: ChatRequest, *, stream: bool) -> dict[str, Any
     body: dict[str, Any] = {
         "model": model,
         "messages": [_message(m) for m in req.messages],
-        "temperature": req.temperature,
-        "top_p": req.top_p,
         "stream": stream,
     }
+    # Unset: the upstream server's own default (vLLM's is the model's generation config).
+    if req.temperature is not None:
+        body["temperature"] = req.temperature
+    if req.top_p is not None:
+        body["top_p"] = req.top_p
     if req.max_tokens is not None:
         body["max_tokens"] = req.max_tokens
     if req.stop:

@@ -16,7 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--system", default=None, help="a system message")
     p.add_argument("--model", default=None, help="tier name, or the alias (default)")
     p.add_argument("--max-tokens", type=int, default=256)
-    p.add_argument("--temperature", type=float, default=0.0)
+    p.add_argument("--temperature", type=float, default=None,
+                   help="default: the model's recommended sampling (rung.sampling)")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--show-route", action="store_true", help="print who answered, on stderr")
     p.set_defaults(func=run)
@@ -29,7 +30,7 @@ async def _chat(args: argparse.Namespace) -> int:
 
     if args.max_tokens < 1:
         raise RequestError("--max-tokens must be at least 1")
-    if not 0.0 <= args.temperature <= 2.0:
+    if args.temperature is not None and not 0.0 <= args.temperature <= 2.0:
         raise RequestError("--temperature must be between 0 and 2")
     config = config_from(args)
     gateway = Gateway(config)

@@ -165,8 +165,8 @@ def parse_chat_request(raw: bytes, *, max_messages: int) -> tuple[ChatCompletion
     req = ChatRequest(
         messages=messages,
         max_tokens=max_tokens,
-        temperature=1.0 if body.temperature is None else body.temperature,
-        top_p=1.0 if body.top_p is None else body.top_p,
+        temperature=body.temperature,
+        top_p=body.top_p,
         stop=stop,
         seed=body.seed,
         logprobs=bool(body.logprobs),

@@ -43,11 +43,12 @@ async def with_tool_calls(request: ChatRequest, chunks: AsyncGenerator[Chunk, No
             rest, more = reader.finish()
             if text or rest or chunk.logprobs:
                 yield replace(chunk, text=text + rest, finish_reason=None, usage=None,
-                              queue_ms=None, compute_s=None)
+                              queue_ms=None, compute_s=None, sampling=None)
             for piece in pieces(calls + more):
                 yield piece
-            yield Chunk(finish_reason="tool_calls" if made else chunk.finish_reason,
-                        usage=chunk.usage, queue_ms=chunk.queue_ms, compute_s=chunk.compute_s)
+            # The last chunk as it came (usage, compute, sampling), without its text.
+            yield replace(chunk, text="", logprobs=(),
+                          finish_reason="tool_calls" if made else chunk.finish_reason)
     finally:
         # A consumer that stops early (a client gone) stops the generation now, not when
         # the abandoned stream is collected.
