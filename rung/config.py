@@ -47,6 +47,12 @@ class CostConfig(_Frozen):
                               "(for local compute).")
 
 
+class SamplingConfig(_Frozen):
+    temperature: float | None = Field(None, ge=0.0, le=2.0, description="Temperature.")
+    top_p: float | None = Field(None, gt=0.0, le=1.0, description="Nucleus mass.")
+    top_k: int | None = Field(None, ge=0, description="Top-k cut (0: off).")
+
+
 class LlamaBackendConfig(_Frozen):
     type: Literal["llama"] = Field("llama", description="In-process llama.cpp model.")
     model: str = Field(
@@ -74,6 +80,11 @@ class LlamaBackendConfig(_Frozen):
         True, description="Keep the KV of recent prompts, so a request evaluates only the "
         "tokens past the longest prefix it shares with one (each step of an agent loop "
         "pays for its new turns, not its history; see `bench/agent_loop_bench.py`)."
+    )
+    sampling: SamplingConfig | None = Field(
+        None, description="Sampling for requests that set neither `temperature` nor `top_p` "
+        "(e.g. `{ temperature = 0.2, top_p = 0.9 }`); unset: the model's own recommendation "
+        "(the GGUF's `general.sampling.*`, else its catalogue entry), else OpenAI's 1.0."
     )
 
     @model_validator(mode="after")
@@ -123,6 +134,12 @@ class LogprobVerifierConfig(_Frozen):
 class JsonVerifierConfig(_Frozen):
     type: Literal["json"] = Field(
         description="When response_format asks for JSON: valid JSON, and the schema if given.")
+
+
+class ArithmeticVerifierConfig(_Frozen):
+    type: Literal["arithmetic"] = Field(
+        description="Every equation the answer writes must hold, and a question that is one "
+        "bare expression (\"What is 17+25?\") must get its value.")
 
 
 class ToolSchemaVerifierConfig(_Frozen):
@@ -197,7 +214,7 @@ VerifierConfig = Annotated[
     LogprobVerifierConfig | JsonVerifierConfig | ConsistencyVerifierConfig
     | JudgeVerifierConfig | ExamplesVerifierConfig | LearnedVerifierConfig
     | ToolSchemaVerifierConfig | ToolLogprobVerifierConfig | ToolCrossCheckVerifierConfig
-    | ToolRelevanceVerifierConfig,
+    | ToolRelevanceVerifierConfig | ArithmeticVerifierConfig,
     Field(discriminator="type"),
 ]
 

@@ -72,10 +72,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     rp.add_argument("--tiers", required=True, help="tier names, cheapest first")
     rp.add_argument("--target", type=float, default=0.95,
                     help="share of the largest tier's accuracy to keep (default 0.95)")
-    rp.add_argument("--verifier", choices=("logprob", "examples", "learned", "tools"),
+    rp.add_argument("--verifier", choices=("logprob", "examples", "learned", "tools",
+                                           "arithmetic"),
                     default="logprob",
                     help="gate on the answer's mean logprob; or also on the examples in its "
-                    "prompt (code) run in the sandbox; or on a learned verifier's score; "
+                    "prompt (code) run in the sandbox; or also on the answer's arithmetic "
+                    "(its equations hold); or on a learned verifier's score; "
                     "or (tool calls, bfcl runs) on tool_schema and the argument values' "
                     "mean logprob")
     rp.add_argument("--verifier-model", default=None, metavar="FILE",

@@ -68,6 +68,17 @@ def annotate_tools(rows: Sequence[Row]) -> None:
         r["confidence"] = float(lp) if lp is not None else 0.0
 
 
+def annotate_arithmetic(rows: Sequence[Row]) -> None:
+    """Set ``gate``: the answer's equations hold (and a bare-expression question gets its
+    value), as the ``arithmetic`` verifier checks."""
+    from rung.types import ChatRequest, Message
+    from rung.verify.arithmetic import check
+
+    for r in rows:
+        ask = ChatRequest(messages=(Message("user", str(r.get("question") or "")),))
+        r["gate"] = check(ask, str(r.get("answer") or "")).accept
+
+
 def annotate_learned(rows: Sequence[Row], path: str) -> None:
     """Set ``confidence`` on each row: minus the learned verifier's escalation score."""
     from rung.verify.learned import VerifierModel
@@ -174,7 +185,8 @@ def choose(items: Sequence[list[Row]], *, target: float, grid: int = 15) -> list
 
 
 def replay(rows: Sequence[Row], tiers: Sequence[str], *, target: float = 0.95,
-           seed: int = 0, verifier: Literal["logprob", "examples", "learned", "tools"] = "logprob",
+           seed: int = 0,
+           verifier: Literal["logprob", "examples", "learned", "tools", "arithmetic"] = "logprob",
            verifier_model: str | None = None,
            thresholds: Sequence[float] | None = None) -> dict[str, Any]:
     """Replayed cascade with cross-fitted thresholds, or with fixed ``thresholds`` (one
@@ -192,6 +204,8 @@ def replay(rows: Sequence[Row], tiers: Sequence[str], *, target: float = 0.95,
         annotate_examples(gated)
     elif verifier == "tools":
         annotate_tools(gated)
+    elif verifier == "arithmetic":
+        annotate_arithmetic(gated)
     elif verifier == "learned":
         assert verifier_model is not None
         annotate_learned(gated, verifier_model)
@@ -242,6 +256,7 @@ def replay(rows: Sequence[Row], tiers: Sequence[str], *, target: float = 0.95,
                      else f"thresholds on {cut} chosen on one half (cheapest reaching "
                      f"{target:.0%} of the largest tier's accuracy), measured on the other")
                     + {"examples": "; an answer must also pass its prompt's examples",
+                       "arithmetic": "; an answer's equations must also hold",
                        "tools": "; a call must also pass tool_schema"}.get(verifier, ""),
         **categories,
     }

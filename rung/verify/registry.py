@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rung.config import (
+    ArithmeticVerifierConfig,
     Config,
     ConsistencyVerifierConfig,
     ExamplesVerifierConfig,
@@ -23,6 +24,10 @@ def build_verifier(cfg: VerifierConfig) -> Verifier:
         from rung.verify.confidence import LogprobVerifier
 
         return LogprobVerifier(statistic=cfg.statistic, min_logprob=cfg.min_logprob)
+    if isinstance(cfg, ArithmeticVerifierConfig):
+        from rung.verify.arithmetic import ArithmeticVerifier
+
+        return ArithmeticVerifier()
     if isinstance(cfg, JsonVerifierConfig):
         from rung.verify.formats import JsonVerifier
 
