@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rung.cli.common import config_from
+
 if TYPE_CHECKING:
     from rung.config import Config
 
@@ -31,7 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="write routing.html (self-contained) and routing.png there")
     r.set_defaults(func=_routing)
     lv = esub.add_parser("run", help="send a dataset through tiers and/or the policy, live")
-    lv.add_argument("--config", default=None, help="TOML config (default: embedded model)")
+    lv.add_argument("--config", default=None, help="TOML config (default: the built-in "
+                    "config, as for rung serve)")
     lv.add_argument("--dataset", default=None, help="gsm8k, humaneval, mc or bfcl")
     lv.add_argument("--data", default=None, help="JSON lines file (gsm8k, mc); for bfcl the "
                     "BFCL folder or one BFCL_v4_<category>.json")
@@ -165,7 +168,6 @@ def _gate(args: argparse.Namespace) -> int:
 def _live(args: argparse.Namespace) -> int:
     import asyncio
 
-    from rung.config import load_config
     from rung.errors import ConfigError
     from rung.eval import datasets, live
     from rung.eval.manifest import write_manifest
@@ -191,7 +193,7 @@ def _live(args: argparse.Namespace) -> int:
     elif not args.dataset:
         raise ConfigError("give --dataset NAME (or --manifest FILE to re-run a run)")
     else:
-        config = _batched(load_config(args.config), args.parallel)
+        config = _batched(config_from(args), args.parallel)
     # Batched: as many requests waiting as decoding, so a freed slot is always refilled
     # at the next step from the queue, in item order; the batches (and so the answers)
     # then do not depend on timing, and a re-run reproduces them.
@@ -283,13 +285,12 @@ def _batched(config: Config, parallel: int | None) -> Config:
 def _judge(args: argparse.Namespace) -> int:
     import asyncio
 
-    from rung.config import load_config
     from rung.errors import ConfigError
     from rung.eval.judging import agreement, judge_rows
     from rung.eval.live import load_done
     from rung.gateway import Gateway
 
-    config = _batched(load_config(args.config), args.parallel)
+    config = _batched(config_from(args), args.parallel)
     if config.tier(args.judge) is None:
         raise ConfigError(f"no tier {args.judge!r} in the config")
     rows = [r for r in load_done(Path(args.run) / "items.jsonl").values()
