@@ -33,6 +33,7 @@ from rung.config import (
 STRONGER = "qwen2.5-coder-0.5b"
 # The heuristic score at or above which a request starts at the 0.5B.
 START_HIGH = 0.35
+SMALL_TIMEOUT_S = 20.0
 
 
 def installed(name: str, catalog: CatalogConfig) -> bool:
@@ -49,7 +50,9 @@ def ladder() -> Config:
         TierConfig(
             name=EMBEDDED_MODEL,
             backend=LlamaBackendConfig(model=EMBEDDED_MODEL, parallel=4),
-            cost=CostConfig(per_second=1.0), timeout_s=60,
+            # A right SmolLM2 answer is short; one that rambles (it can loop to the end of
+            # its context, a minute here) is cut off and answered by the 0.5B.
+            cost=CostConfig(per_second=1.0), timeout_s=SMALL_TIMEOUT_S,
             verifiers=(ArithmeticVerifierConfig(type="arithmetic"),)),
         TierConfig(
             name=STRONGER,
