@@ -138,15 +138,9 @@ class LlamaBackend:
         self._strips = False  # whether a special token swallows whitespace next to it
         self._arrivals = ArrivalOrder()  # prompts prepared in parallel queue in arrival order
         self._cached = 0  # prompt tokens the one-at-a-time path took from the model's KV
-        # Sampling for requests that set none: the config's, then (once loaded) the GGUF's,
-        # then the catalogue's.
-        entry = BUILTIN.get(cfg.model)
-        self._catalog_sampling = entry.sampling if entry is not None else None
-        self.sampling: Sampling | None = self._config_sampling() or self._catalog_sampling
-
-    def _config_sampling(self) -> Sampling | None:
-        s = self._cfg.sampling
-        return None if s is None else sampling.recommended(s.temperature, s.top_p, s.top_k)
+        # Sampling for requests that set none, known once the model is loaded (requests
+        # wait for that): the config's, then the GGUF's, then the catalogue's.
+        self.sampling: Sampling | None = None
 
     # -- lifecycle -----------------------------------------------------------------
     @property
@@ -190,9 +184,11 @@ class LlamaBackend:
                           n_threads_batch=self._cfg.n_threads, verbose=False)
                     for _ in range(self._cfg.instances)]
         self._formatter = _chat_formatter(llms[0])
-        self.sampling = sampling.first(self._config_sampling(),
-                                       sampling.from_gguf(llms[0].metadata),
-                                       self._catalog_sampling)
+        own, entry = self._cfg.sampling, BUILTIN.get(self._cfg.model)
+        self.sampling = sampling.first(
+            None if own is None else sampling.recommended(own.temperature, own.top_p, own.top_k),
+            sampling.from_gguf(llms[0].metadata),
+            None if entry is None else entry.sampling)
         self._native_tools = knows_tools(_template(llms[0]))
         if self._cfg.parallel > 1:
             self._engine = BatchEngine(llms[0], name=self.name, slots=self._cfg.parallel,
