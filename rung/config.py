@@ -81,6 +81,11 @@ class LlamaBackendConfig(_Frozen):
         "tokens past the longest prefix it shares with one (each step of an agent loop "
         "pays for its new turns, not its history; see `bench/agent_loop_bench.py`)."
     )
+    max_tokens: int | None = Field(
+        None, ge=1, description="The most tokens an answer may have when the request sets no "
+        "`max_tokens` (unset: the rest of the context). A small model that loops then stops "
+        "there, and the `repetition` verifier can send the request on."
+    )
     sampling: SamplingConfig | None = Field(
         None, description="Sampling for requests that set neither `temperature` nor `top_p` "
         "(e.g. `{ temperature = 0.2, top_p = 0.9 }`); unset: the model's own recommendation "
@@ -140,6 +145,15 @@ class ArithmeticVerifierConfig(_Frozen):
     type: Literal["arithmetic"] = Field(
         description="Every equation the answer writes must hold, and a question that is one "
         "bare expression (\"What is 17+25?\") must get its value.")
+
+
+class RepetitionVerifierConfig(_Frozen):
+    type: Literal["repetition"] = Field(
+        description="Reject an answer that loops (repeats its own phrases) or that the tier's "
+        "own `max_tokens` cap cut off.")
+    max_repeated: float = Field(
+        0.5, gt=0, le=1, description="Reject when at least this share of the answer's word "
+        "3-grams repeat an earlier one.")
 
 
 class ToolSchemaVerifierConfig(_Frozen):
@@ -214,7 +228,7 @@ VerifierConfig = Annotated[
     LogprobVerifierConfig | JsonVerifierConfig | ConsistencyVerifierConfig
     | JudgeVerifierConfig | ExamplesVerifierConfig | LearnedVerifierConfig
     | ToolSchemaVerifierConfig | ToolLogprobVerifierConfig | ToolCrossCheckVerifierConfig
-    | ToolRelevanceVerifierConfig | ArithmeticVerifierConfig,
+    | ToolRelevanceVerifierConfig | ArithmeticVerifierConfig | RepetitionVerifierConfig,
     Field(discriminator="type"),
 ]
 

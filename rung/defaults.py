@@ -26,6 +26,7 @@ from rung.config import (
     Config,
     CostConfig,
     LlamaBackendConfig,
+    RepetitionVerifierConfig,
     RoutingConfig,
     TierConfig,
 )
@@ -34,6 +35,8 @@ STRONGER = "qwen2.5-coder-0.5b"
 # The heuristic score at or above which a request starts at the 0.5B.
 START_HIGH = 0.35
 SMALL_TIMEOUT_S = 20.0
+# SmolLM2's right answers to short questions are short; a loop stops here (then rejected).
+SMALL_MAX_TOKENS = 256
 
 
 def installed(name: str, catalog: CatalogConfig) -> bool:
@@ -49,11 +52,13 @@ def ladder() -> Config:
     return Config(routing=RoutingConfig(thresholds=(START_HIGH,)), tiers=(
         TierConfig(
             name=EMBEDDED_MODEL,
-            backend=LlamaBackendConfig(model=EMBEDDED_MODEL, parallel=4),
-            # A right SmolLM2 answer is short; one that rambles (it can loop to the end of
-            # its context, a minute here) is cut off and answered by the 0.5B.
+            # A right SmolLM2 answer is short; one that loops (it can run to the end of its
+            # context, a minute here) stops at 256 tokens and is rejected by `repetition`.
+            backend=LlamaBackendConfig(model=EMBEDDED_MODEL, parallel=4,
+                                       max_tokens=SMALL_MAX_TOKENS),
             cost=CostConfig(per_second=1.0), timeout_s=SMALL_TIMEOUT_S,
-            verifiers=(ArithmeticVerifierConfig(type="arithmetic"),)),
+            verifiers=(ArithmeticVerifierConfig(type="arithmetic"),
+                       RepetitionVerifierConfig(type="repetition"))),
         TierConfig(
             name=STRONGER,
             backend=LlamaBackendConfig(model=STRONGER, parallel=4),

@@ -36,7 +36,7 @@ def test_the_ladder_when_installed(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setattr(defaults, "installed", lambda name, catalog: True)
     cfg = config_from(args())
     assert [t.name for t in cfg.tiers] == [EMBEDDED_MODEL, defaults.STRONGER]
-    assert [v.type for v in cfg.tiers[0].verifiers] == ["arithmetic"]
+    assert [v.type for v in cfg.tiers[0].verifiers] == ["arithmetic", "repetition"]
     assert cfg.routing.thresholds == (defaults.START_HIGH,)
     assert capsys.readouterr().err == ""
     assert [t.name for t in config_from(args(minimal=True)).tiers] == [EMBEDDED_MODEL]

@@ -462,7 +462,12 @@ class LlamaBackend:
     def _max_new(self, request: ChatRequest, n_prompt: int) -> int:
         """The completion budget; raises when prompt plus completion cannot fit."""
         n_ctx = self._cfg.n_ctx
-        max_new = request.max_tokens if request.max_tokens is not None else n_ctx - n_prompt
+        if request.max_tokens is not None:
+            max_new = request.max_tokens
+        else:  # the rest of the context, or the tier's own cap when that is less
+            max_new = n_ctx - n_prompt
+            if self._cfg.max_tokens is not None and max_new > 0:
+                max_new = min(max_new, self._cfg.max_tokens)
         if max_new < 1 or n_prompt + max_new > n_ctx:
             self._too_long(request, n_prompt, at_least=False)
         return max_new

@@ -10,6 +10,7 @@ from rung.config import (
     JsonVerifierConfig,
     JudgeVerifierConfig,
     LogprobVerifierConfig,
+    RepetitionVerifierConfig,
     ToolCrossCheckVerifierConfig,
     ToolLogprobVerifierConfig,
     ToolRelevanceVerifierConfig,
@@ -28,6 +29,10 @@ def build_verifier(cfg: VerifierConfig) -> Verifier:
         from rung.verify.arithmetic import ArithmeticVerifier
 
         return ArithmeticVerifier()
+    if isinstance(cfg, RepetitionVerifierConfig):
+        from rung.verify.repetition import RepetitionVerifier
+
+        return RepetitionVerifier(max_repeated=cfg.max_repeated)
     if isinstance(cfg, JsonVerifierConfig):
         from rung.verify.formats import JsonVerifier
 
