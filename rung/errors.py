@@ -65,6 +65,11 @@ class PayloadTooLarge(RequestError):
     code = "request_too_large"
 
 
+class NotFound(RequestError):
+    status = 404
+    code = "not_found"
+
+
 class UnknownModel(RequestError):
     status = 404
     code = "model_not_found"

@@ -102,18 +102,25 @@ def _export(args: argparse.Namespace) -> int:
     out = sys.stdout if args.output == "-" else open(  # noqa: SIM115 - or stdout
         args.output, "w", newline="")
     try:
+        said: dict[str, list[dict[str, Any]]] = {}  # trace id -> its feedback, oldest first
+        for fb in store.feedback():
+            said.setdefault(fb.trace_id, []).append(fb.as_dict())
         if args.format == "jsonl":
             for t in _query(args, store, newest_first=False):
-                out.write(json.dumps(t.as_dict(), ensure_ascii=False) + "\n")
+                d = t.as_dict()
+                if t.id in said:
+                    d["feedback"] = said[t.id]
+                out.write(json.dumps(d, ensure_ascii=False) + "\n")
         else:
             w = csv.writer(out)
-            # tools last: the columns before it kept their places when it was added
-            w.writerow([*EXPORT_FIELDS, "route", "messages", "response", "tools"])
+            # new columns last: the ones before kept their places when each was added
+            w.writerow([*EXPORT_FIELDS, "route", "messages", "response", "tools", "feedback"])
             for t in _query(args, store, newest_first=False):
                 d = t.as_dict()
                 w.writerow([*(d[f] for f in EXPORT_FIELDS), json.dumps(d["route"]),
                             json.dumps(d["messages"]), d["response"],
-                            json.dumps(t.tools) if t.tools is not None else ""])
+                            json.dumps(t.tools) if t.tools is not None else "",
+                            json.dumps(said[t.id]) if t.id in said else ""])
     finally:
         store.close()
         if out is not sys.stdout:

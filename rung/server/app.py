@@ -22,6 +22,7 @@ from rung.server.banner import banner
 from rung.server.chat import chat_completions
 from rung.server.dashboard import add_dashboard_routes
 from rung.server.errors import plain_error
+from rung.server.feedback import post_feedback
 from rung.server.sinks import (
     JudgeSink,
     LimitsSink,
@@ -175,6 +176,7 @@ def create_app(config: Config, *, gateway: Gateway | None = None,
     app.on_startup.append(on_startup)
     app.on_cleanup.append(on_cleanup)
     app.router.add_post("/v1/chat/completions", chat_completions)
+    app.router.add_post("/v1/feedback", post_feedback)
     app.router.add_get("/v1/models", list_models)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/openapi.json", openapi_json)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rung import __version__
+from rung.server.feedback import FeedbackBody
 from rung.server.wire import ChatCompletionBody
 
 _ERROR = {
@@ -46,11 +47,18 @@ def openapi() -> dict[str, Any]:
                                 "type": "object"}}, "text/event-stream": {
                                 "schema": {"type": "string"}}}},
                     **_errors(400, 401, 404, 413, 429, 502, 503, 504)}}},
+            "/v1/feedback": {"post": {
+                "operationId": "createFeedback",
+                "requestBody": {"required": True, "content": {"application/json": {
+                    "schema": {"$ref": "#/components/schemas/FeedbackBody"}}}},
+                "responses": {"200": ok_json, **_errors(400, 401, 403, 404, 413)}}},
             "/v1/models": {"get": {"operationId": "listModels",
                                    "responses": {"200": ok_json, **_errors(401)}}},
             "/healthz": {"get": {"operationId": "healthz", "responses": {"200": ok_json}}},
             "/readyz": {"get": {"operationId": "readyz", "responses": {
                 "200": ok_json, "503": ok_json}}},
         },
-        "components": {"schemas": {"ChatCompletionBody": body, "Error": _ERROR, **defs}},
+        "components": {"schemas": {
+            "ChatCompletionBody": body, "Error": _ERROR, **defs,
+            "FeedbackBody": FeedbackBody.model_json_schema(by_alias=True)}},
     }

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Protocol
 
 from rung.errors import ConfigError
+from rung.store.feedback import Feedback
 from rung.store.trace import Trace
 
 
@@ -31,6 +32,15 @@ class TraceStore(Protocol):
 
     def get(self, trace_id: str) -> Trace | None:
         """One trace by id (primary-key lookup)."""
+        ...
+
+    def add_feedback(self, fb: Feedback) -> None:
+        """From a worker thread: return once the feedback is committed."""
+        ...
+
+    def feedback(self, *, trace_id: str | None = None, since: float | None = None,
+                 until: float | None = None) -> list[Feedback]:
+        """Feedback, oldest first: on one trace, or given in ``[since, until)``."""
         ...
 
     def count(self) -> int: ...

@@ -20,7 +20,9 @@ import psycopg
 from psycopg import conninfo
 
 from rung.errors import ConfigError
+from rung.store import feedback as fb_sql
 from rung.store.batching import BatchWriter, Item, filter_sql, json_text
+from rung.store.feedback import Feedback
 from rung.store.sqlite import COLUMNS
 from rung.store.trace import Trace
 
@@ -74,6 +76,18 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE api_keys ADD COLUMN tools_allow TEXT;
     ALTER TABLE api_keys ADD COLUMN tools_deny TEXT;
+    """,
+    """
+    CREATE TABLE feedback (
+        trace_id TEXT NOT NULL,
+        time DOUBLE PRECISION NOT NULL,
+        score DOUBLE PRECISION NOT NULL,
+        comment TEXT,
+        key_id TEXT,
+        source TEXT NOT NULL
+    );
+    CREATE INDEX feedback_trace ON feedback(trace_id);
+    CREATE INDEX feedback_time ON feedback(time);
     """,
 )
 
@@ -217,6 +231,17 @@ class PostgresStore:
             row = reader.execute(f"SELECT {', '.join(COLUMNS)} FROM traces WHERE id = %s",
                                  (trace_id,)).fetchone()
         return from_row(row) if row else None
+
+    def add_feedback(self, fb: Feedback) -> None:
+        """Commit one feedback (from a worker thread; its own connection)."""
+        with connect(self._url) as conn:
+            conn.execute(fb_sql.insert_sql("%s"), tuple(_text(v) for v in fb_sql.to_row(fb)))
+
+    def feedback(self, *, trace_id: str | None = None, since: float | None = None,
+                 until: float | None = None) -> list[Feedback]:
+        sql, args = fb_sql.select_sql("%s", trace_id=trace_id, since=since, until=until)
+        with connect(self._url) as reader:
+            return [fb_sql.from_row(r) for r in reader.execute(sql, args).fetchall()]
 
     def count(self) -> int:
         with connect(self._url) as reader:

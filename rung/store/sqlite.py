@@ -13,7 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from rung.store import feedback as fb_sql
 from rung.store.batching import BatchWriter, Item, filter_sql, json_text
+from rung.store.feedback import Feedback
 from rung.store.trace import Trace
 
 # Append-only: never edit a shipped migration, add the next one.
@@ -66,6 +68,19 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE api_keys ADD COLUMN tools_allow TEXT;
     ALTER TABLE api_keys ADD COLUMN tools_deny TEXT;
+    """,
+    # What was said about an answer (POST /v1/feedback): rung.store.feedback.
+    """
+    CREATE TABLE feedback (
+        trace_id TEXT NOT NULL,
+        time REAL NOT NULL,
+        score REAL NOT NULL,
+        comment TEXT,
+        key_id TEXT,
+        source TEXT NOT NULL
+    );
+    CREATE INDEX feedback_trace ON feedback(trace_id);
+    CREATE INDEX feedback_time ON feedback(time);
     """,
 )
 
@@ -172,6 +187,24 @@ class SqliteStore:
         finally:
             reader.close()
         return from_row(row) if row else None
+
+    def add_feedback(self, fb: Feedback) -> None:
+        """Commit one feedback (from a worker thread; its own connection)."""
+        conn = sqlite3.connect(self.path, timeout=5.0)
+        try:
+            with conn:
+                conn.execute(fb_sql.insert_sql("?"), fb_sql.to_row(fb))
+        finally:
+            conn.close()
+
+    def feedback(self, *, trace_id: str | None = None, since: float | None = None,
+                 until: float | None = None) -> list[Feedback]:
+        sql, args = fb_sql.select_sql("?", trace_id=trace_id, since=since, until=until)
+        reader = sqlite3.connect(self.path)
+        try:
+            return [fb_sql.from_row(r) for r in reader.execute(sql, args)]
+        finally:
+            reader.close()
 
     def count(self) -> int:
         reader = sqlite3.connect(self.path)

@@ -63,7 +63,7 @@ def test_migrations_are_idempotent_versioned_and_match_sqlite(pg_url: str,
                                                "ORDER BY version")]
         assert versions == list(range(1, len(MIGRATIONS) + 1))
         lite = sqlite.connect(tmp_path / "t.db")
-        for table in ("traces", "api_keys"):
+        for table in ("traces", "api_keys", "feedback"):
             assert _columns_pg(conn, table) == \
                 [r[1] for r in lite.execute(f"PRAGMA table_info({table})")]
         lite.close()
