@@ -14,11 +14,12 @@ from typing import Annotated
 
 import orjson
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from rung.errors import Forbidden, NotFound, PayloadTooLarge, RequestError, RungError
+from rung.errors import Forbidden, NotFound, PayloadTooLarge, RungError
 from rung.server.errors import error_response
 from rung.server.state import ACCESS, CONFIG, STORE
+from rung.server.wire import json_object, validated
 from rung.store.feedback import Feedback
 
 MAX_COMMENT = 4000
@@ -32,25 +33,10 @@ class FeedbackBody(BaseModel):
 
 
 def parse(raw: bytes) -> FeedbackBody:
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise RequestError(f"We could not parse the JSON body of your request: {exc}",
-                           code="invalid_json") from exc
-    if not isinstance(data, dict):
-        raise RequestError("The request body must be a JSON object.", code="invalid_json")
+    data = json_object(raw)
     if isinstance(data.get("score"), int) and not isinstance(data.get("score"), bool):
         data["score"] = float(data["score"])  # 0 and 1 are numbers in [0, 1] too
-    try:
-        return FeedbackBody.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        param = ".".join(str(p) for p in err["loc"]) or "body"
-        if err["type"] == "extra_forbidden":
-            raise RequestError(f"Unrecognized request argument supplied: {param}",
-                               param=param, code="unknown_parameter") from exc
-        raise RequestError(f"Invalid value for '{param}': {err['msg']}", param=param,
-                           code="invalid_value") from exc
+    return validated(FeedbackBody, data)
 
 
 async def post_feedback(request: web.Request) -> web.Response:

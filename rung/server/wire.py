@@ -9,7 +9,7 @@ their own module, :mod:`rung.server.tools_wire`.
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -26,6 +26,8 @@ from rung.types import (
     ToolCall,
     Usage,
 )
+
+_M = TypeVar("_M", bound=BaseModel)
 
 
 class _Strict(BaseModel):
@@ -114,8 +116,8 @@ def _content(m: _Message) -> str:
     return "".join(p.text for p in m.content)
 
 
-def parse_chat_request(raw: bytes, *, max_messages: int) -> tuple[ChatCompletionBody, ChatRequest]:
-    """Parse and validate a request body. Raises RequestError with ``param`` set."""
+def json_object(raw: bytes) -> dict[str, Any]:
+    """A request body that must be a JSON object; RequestError (invalid_json) if not."""
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -123,17 +125,28 @@ def parse_chat_request(raw: bytes, *, max_messages: int) -> tuple[ChatCompletion
                            code="invalid_json") from exc
     if not isinstance(data, dict):
         raise RequestError("The request body must be a JSON object.", code="invalid_json")
-    tools_wire.refuse_legacy(data)
+    return data
+
+
+def validated(model: type[_M], data: dict[str, Any]) -> _M:
+    """``data`` as ``model``; the first problem as a RequestError naming its param."""
     try:
-        body = ChatCompletionBody.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
-        param = _param(tuple(err["loc"]))
+        param = _param(tuple(err["loc"])) or "body"
         if err["type"] == "extra_forbidden":
             raise RequestError(f"Unrecognized request argument supplied: {param}",
                                param=param, code="unknown_parameter") from exc
         raise RequestError(f"Invalid value for '{param}': {err['msg']}", param=param,
                            code="invalid_value") from exc
+
+
+def parse_chat_request(raw: bytes, *, max_messages: int) -> tuple[ChatCompletionBody, ChatRequest]:
+    """Parse and validate a request body. Raises RequestError with ``param`` set."""
+    data = json_object(raw)
+    tools_wire.refuse_legacy(data)
+    body = validated(ChatCompletionBody, data)
     if len(body.messages) > max_messages:
         raise RequestError(f"Too many messages: {len(body.messages)} > {max_messages}.",
                            param="messages", code="too_many_messages")
