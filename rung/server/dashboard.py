@@ -128,7 +128,8 @@ async def summary(request: web.Request) -> web.Response:
 
         def work() -> dict[str, Any]:
             return summarize(
-                store.query(since=since, until=until), config=config, since=since, until=until
+                store.query(since=since, until=until), config=config, since=since, until=until,
+                feedback=store.feedback(since=since),
             )
 
         out = await asyncio.to_thread(work)

@@ -15,6 +15,7 @@ from typing import Any
 from rung.config import Config, CostConfig
 from rung.cost import cost_of
 from rung.store.base import TraceStore
+from rung.store.feedback import Feedback
 from rung.store.trace import Trace
 from rung.types import Outcome, Usage
 
@@ -161,8 +162,44 @@ class _Tools:
         }
 
 
+@dataclass
+class _Satisfaction:
+    """Feedback scores on the window's answers (POST /v1/feedback), by the answering tier,
+    over the whole window and per bucket of the answer's time."""
+
+    by_id: dict[str, list[float]]
+    n_buckets: int
+    total: dict[str, list[float]] = field(default_factory=dict)  # tier -> [sum, n]
+    buckets: list[dict[str, list[float]]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.buckets = [{} for _ in range(self.n_buckets)]
+
+    def add(self, t: Trace, bucket: int) -> None:
+        scores = self.by_id.get(t.id)
+        if not scores:
+            return
+        tier = t.tier or "-"
+        for acc in (self.total, self.buckets[bucket]):
+            s = acc.setdefault(tier, [0.0, 0])
+            s[0] += sum(scores)
+            s[1] += len(scores)
+
+    @staticmethod
+    def _means(acc: dict[str, list[float]]) -> dict[str, dict[str, float]]:
+        return {tier: {"n": int(n), "mean": total / n} for tier, (total, n) in acc.items()}
+
+    def as_dict(self) -> dict[str, Any]:
+        n = sum(int(v[1]) for v in self.total.values())
+        return {"n": n,
+                "mean": sum(v[0] for v in self.total.values()) / n if n else None,
+                "by_tier": self._means(self.total),
+                "buckets": [self._means(b) for b in self.buckets]}
+
+
 def summarize(
-    traces: Iterable[Trace], *, config: Config, since: float, until: float
+    traces: Iterable[Trace], *, config: Config, since: float, until: float,
+    feedback: Iterable[Feedback] = (),
 ) -> dict[str, Any]:
     """Everything the dashboard charts, over ``[since, until)``.
 
@@ -172,6 +209,8 @@ def summarize(
     cost model (its ``per_second`` part on the trace's own latency), minus what they did.
     ``tools``: the share of requests that offered tools, and per tool (at most
     ``MAX_TOOLS``, most called first) its calls and escalation rate (see ``_Tools``).
+    ``satisfaction``: the ``feedback`` on the window's answers, by answering tier, whole
+    and per bucket (see ``_Satisfaction``).
     """
     step = bucket_seconds(until - since)
     first = math.floor(since / step) * step
@@ -180,12 +219,17 @@ def summarize(
     total = _Bucket()
     errors: Counter[str] = Counter()
     tools = _Tools()
+    scores: dict[str, list[float]] = {}
+    for fb in feedback:
+        scores.setdefault(fb.trace_id, []).append(fb.score)
+    satisfaction = _Satisfaction(scores, n)
     top = config.ladder_tiers[-1].cost
     for t in traces:
         i = min(n - 1, max(0, int((t.time - first) // step)))
         buckets[i].add(t, top)
         total.add(t, top)
         tools.add(t)
+        satisfaction.add(t, i)
         if t.status != "ok":
             errors[t.status] += 1
     totals = total.as_dict()
@@ -217,6 +261,7 @@ def summarize(
         "ttft_ms": totals["ttft_ms"],
         "top_tier": config.ladder_tiers[-1].name,
         "tools": tools.as_dict(total.requests),
+        "satisfaction": satisfaction.as_dict(),
         "buckets": [{"t": first + i * step} | b.as_dict() for i, b in enumerate(buckets)],
     }
 

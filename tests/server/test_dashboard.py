@@ -30,6 +30,7 @@ from rung.devtools.upstream import UpstreamBehaviour
 from rung.server.app import create_app
 from rung.server.dashboard import CSP, add_dashboard_routes
 from rung.store.analytics import bucket_seconds, percentiles, summarize
+from rung.store.feedback import Feedback
 from rung.store.sqlite import SqliteStore
 from rung.store.trace import Trace
 from rung.types import ToolCall
@@ -321,6 +322,15 @@ def test_summarize_buckets_and_costs() -> None:
     assert out["totals"]["cost_saved"] == pytest.approx(top - 0.00075 - 0.01875)
     assert out["errors"] == {"model_not_found": 1}
     assert out["latency_ms"]["p50"] == 10 and out["ttft_ms"]["p50"] == 5
+    assert out["satisfaction"] == {"n": 0, "mean": None, "by_tier": {},
+                                   "buckets": [{}] * 60}
+    said = [Feedback("a", 1.0, t0 + 70), Feedback("a", 0.5, t0 + 80),
+            Feedback("b", 0.0, t0 + 90), Feedback("gone", 1.0, t0 + 90)]
+    sat = summarize(traces, config=cfg, since=t0, until=t0 + 3600, feedback=said)["satisfaction"]
+    assert sat["n"] == 3 and sat["mean"] == pytest.approx(0.5)
+    assert sat["by_tier"] == {"small": {"n": 2, "mean": 0.75}, "big": {"n": 1, "mean": 0.0}}
+    assert sat["buckets"][0] == {"small": {"n": 2, "mean": 0.75}}  # by the answer's time
+    assert sat["buckets"][1] == {"big": {"n": 1, "mean": 0.0}}
 
 
 # --- the API on real traces ----------------------------------------------------------------
@@ -549,6 +559,11 @@ def test_dashboard_in_headless_chromium(tmp_path: Path) -> None:
     source.close()
     db = tmp_path / "dash.db"
     _spread_over_last_hour(traces, db)
+    rated = SqliteStore(db)
+    answered = [t for t in rated.query() if t.status == "ok"][:10]
+    for i, t in enumerate(answered):  # half good, half bad
+        rated.add_feedback(Feedback(trace_id=t.id, score=float(i % 2), time=time.time()))
+    rated.close()
     app = create_app(cfg, store=SqliteStore(db))
     add_dashboard_routes(app)
     with (
@@ -580,6 +595,8 @@ def test_dashboard_in_headless_chromium(tmp_path: Path) -> None:
             assert page.locator("#chart-latency svg path.line").count() >= 3
             assert page.locator("#chart-esc svg rect.bar").count() > 5
             assert page.locator("#chart-cost svg path.saved-area").count() == 1
+            assert page.locator("#sat-s").inner_text() == "10 ratings, mean 0.50 (1 = good)"
+            assert page.locator("#chart-sat svg path.line").count() >= 1
             assert page.locator("#t-requests").inner_text() == f"{len(traces):,}"
             assert page.locator("#t-drift").inner_text() == "not configured"
             # tool-call steps: 8 of the requests; get_weather called on all 8, escalated on 2

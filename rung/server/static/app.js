@@ -318,6 +318,19 @@
     $("tools").replaceChildren(head, ...(rows.length ? rows
       : [el("tr", {}, el("td", { class: "muted", text: "no tools offered in this window" }))]));
   }
+  function drawSatisfaction(sm) {
+    const sat = sm.satisfaction || { n: 0, mean: null, by_tier: {}, buckets: [] };
+    $("sat-s").textContent = sat.n ? `${int(sat.n)} ratings, mean ${sat.mean.toFixed(2)} (1 = good)`
+      : "no feedback in this window (POST /v1/feedback)";
+    const f = frame("chart-sat", 180);
+    const bw = timeAxis(f, sm.buckets, sm.bucket_s);
+    const y = valueAxis(f, 1, (v) => v.toFixed(2));
+    const x = (i) => f.m.l + i * bw + bw / 2;
+    const rated = sm.tiers.filter((t) => sat.by_tier[t]);
+    for (const t of rated) line(f, sat.buckets.map((b, i) => [x(i), b[t] ? y(b[t].mean) : null]), tierColor(sm.tiers, t));
+    legend("legend-sat", rated.map((t) => [`${t} ${sat.by_tier[t].mean.toFixed(2)} (n ${int(sat.by_tier[t].n)})`,
+      tierColor(sm.tiers, t), "line"]));
+  }
   function drawAll() {
     const sm = state.summary;
     if (!sm) return;
@@ -328,6 +341,7 @@
     drawLatency(sm);
     drawCost(sm);
     drawTools(sm);
+    drawSatisfaction(sm);
     const ok = sm.totals.requests - sm.totals.errors;
     fillTable("reasons", "escalation reason", sm.reasons, ok);
     fillTable("errors", "error", sm.errors, sm.totals.requests);
