@@ -1,0 +1,152 @@
+"""Learning a router from rung's own traffic: labels from traces, a candidate router, and
+the promotion rule.
+
+**Labels are one-sided, and only about the first ladder tier.** A trace says how the tier
+that answered did (user feedback), or that the first tier's answer was rejected (a
+verifier's verdict). The router decides "can the first tier answer this?", so the labels
+it learns from are about that tier only:
+
+- answered by the first tier, with feedback: right when the mean feedback score is at
+  least 0.5, else wrong (source ``feedback``);
+- the first tier's answer rejected by a verifier: wrong (source ``verifier``); accepted by
+  its verifiers and answered, without feedback: right (source ``verifier``). Feedback on
+  the same trace overrides the verdict;
+- a trace that never reached the first tier (routed past it) says nothing about it and is
+  left out. Those are the prompts the router in use already sent higher, so the labels
+  under-represent them; a router learned here is compared with the one in use only on
+  labelled traffic, which has the same bias for both.
+
+Each label becomes an outcome row with the stronger side taken as right (a label never
+says the stronger tier failed), so the router's score is the first tier's estimated
+chance of failing, and APGR on these rows measures how well a router orders prompts by it.
+
+**Promotion.** The most recent ``HOLDOUT`` share of the labelled traffic is held back;
+the candidate is trained on the rest, and promoted only when its APGR on the held-back
+traffic beats the router in use by more than the 95% bootstrap interval of the paired
+difference (its lower end above zero). The router written is then refitted on every label.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from rung.routing.data import Outcome
+from rung.routing.metrics import evaluate
+from rung.routing.scorers import Scorer
+from rung.routing.steps import read_step
+from rung.store.feedback import Feedback
+from rung.store.trace import Trace
+from rung.types import ChatRequest, Message, Role
+from rung.types import Outcome as AttemptOutcome
+
+HOLDOUT = 0.2
+MIN_HOLDOUT = 20
+GOOD = 0.5  # a mean feedback score at or above this is "right"
+_ROLES: dict[str, Role] = {"system": "system", "user": "user", "assistant": "assistant",
+                           "tool": "tool"}
+
+
+@dataclass(frozen=True, slots=True)
+class Label:
+    trace_id: str
+    time: float
+    request: ChatRequest  # what the router saw
+    ok: bool  # did the first tier answer it well
+    source: Literal["feedback", "verifier"]
+
+    @property
+    def prompt(self) -> str:
+        return read_step(self.request).text
+
+    def outcome(self) -> Outcome:
+        return Outcome(prompt=self.prompt, weak_correct=self.ok, strong_correct=True,
+                       benchmark="traffic")
+
+
+def _request(t: Trace) -> ChatRequest | None:
+    if not t.messages:
+        return None  # redacted: nothing to learn the prompt from
+    msgs = tuple(Message(_ROLES[m["role"]], str(m.get("content") or "")) for m in t.messages
+                 if isinstance(m, dict) and m.get("role") in _ROLES)
+    return ChatRequest(messages=msgs) if msgs else None
+
+
+def labels(traces: Iterable[Trace], feedback: Iterable[Feedback], first: str) -> list[Label]:
+    """The labels about tier ``first`` that ``traces`` and their ``feedback`` give, oldest
+    first (see the module docstring for the rules)."""
+    scores: dict[str, list[float]] = {}
+    for fb in feedback:
+        scores.setdefault(fb.trace_id, []).append(fb.score)
+    out = []
+    for t in traces:
+        if t.status != "ok":
+            continue
+        attempts = t.route.get("attempts") or []
+        mine = next((a for a in attempts if a.get("tier") == first), None)
+        if mine is None:
+            continue  # never reached the first tier
+        request = _request(t)
+        if request is None:
+            continue
+        said = scores.get(t.id)
+        if t.tier == first and said:
+            ok, source = sum(said) / len(said) >= GOOD, "feedback"
+        elif mine.get("outcome") == AttemptOutcome.REJECTED.value:
+            ok, source = False, "verifier"
+        elif t.tier == first and mine.get("verdicts"):
+            ok, source = True, "verifier"
+        else:
+            continue  # answered unverified and unrated, or failed: no label
+        out.append(Label(t.id, t.time, request, ok, source))  # type: ignore[arg-type]
+    out.sort(key=lambda lb: lb.time)
+    return out
+
+
+def data_hash(found: Sequence[Label]) -> str:
+    """Identifies the labelled data a router was learned from."""
+    h = hashlib.sha256()
+    for lb in found:
+        h.update(json.dumps([lb.trace_id, lb.ok, lb.source]).encode())
+    return h.hexdigest()
+
+
+def split(found: Sequence[Label]) -> tuple[list[Label], list[Label]]:
+    """(older, held back): the most recent HOLDOUT share (at least MIN_HOLDOUT) held back."""
+    k = max(MIN_HOLDOUT, round(HOLDOUT * len(found)))
+    return list(found[:-k]), list(found[-k:])
+
+
+def apgr_of(scores: np.ndarray[Any, Any], found: Sequence[Label]) -> float:
+    ok = np.array([lb.ok for lb in found])
+    return evaluate(scores, ok, np.ones(len(found), dtype=bool)).apgr
+
+
+def paired_interval(new: np.ndarray[Any, Any], old: np.ndarray[Any, Any],
+                    found: Sequence[Label], *, n: int = 400,
+                    seed: int = 0) -> tuple[float, float, float]:
+    """(difference, low, high): APGR(new) - APGR(old) on ``found`` and its 95% percentile
+    interval over paired item resamples."""
+    ok = np.array([lb.ok for lb in found])
+    strong = np.ones(len(found), dtype=bool)
+    diff = apgr_of(new, found) - apgr_of(old, found)
+    rng = np.random.default_rng(seed)
+    vals = []
+    for _ in range(n):
+        idx = rng.integers(0, len(found), len(found))
+        if ok[idx].all():
+            continue  # no failure in the resample: APGR is undefined
+        vals.append(evaluate(new[idx], ok[idx], strong[idx]).apgr
+                    - evaluate(old[idx], ok[idx], strong[idx]).apgr)
+    if not vals:
+        return diff, float("-inf"), float("inf")
+    return diff, float(np.percentile(vals, 2.5)), float(np.percentile(vals, 97.5))
+
+
+def current_scores(scorer: Scorer, found: Sequence[Label]) -> np.ndarray[Any, Any]:
+    return np.array([scorer.score(lb.request) for lb in found], dtype=np.float64)
