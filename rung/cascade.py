@@ -51,6 +51,7 @@ class RouteDraft:
     escalations: int = 0
     cost: float = 0.0
     compute_s: float | None = None
+    router: str | None = None
     attempts: list[Attempt] = field(default_factory=list)  # the closed ones
     _open: dict[str, Any] | None = None
 
@@ -80,7 +81,7 @@ class RouteDraft:
         return Route(requested=self.requested, tier=self.tier, reason=self.reason,
                      score=self.score, router_ms=self.router_ms, start=self.start,
                      escalations=self.escalations, cost=self.cost, compute_s=self.compute_s,
-                     attempts=tuple(attempts))
+                     attempts=tuple(attempts), router=self.router)
 
 
 class Reply:

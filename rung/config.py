@@ -257,8 +257,10 @@ class TierConfig(_Frozen):
 class ScorerConfig(_Frozen):
     type: Literal["heuristic", "random", "learned"] = Field(
         "heuristic", description="How a request's need for a stronger tier is scored.")
-    path: Path | None = Field(None, description="Model file of a learned scorer "
-                              "(`rung router train`).")
+    path: Path | None = Field(None, description="A learned scorer's router: a file "
+                              "(`rung router train`), or a `rung learn --out` folder, whose "
+                              "promoted router is served and replaced without a restart "
+                              "when another is promoted or rolled back.")
     seed: int = Field(0, description="Seed of the random scorer.")
 
 

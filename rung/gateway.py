@@ -120,6 +120,7 @@ class Gateway:
         t0 = time.perf_counter()
         route.score = await self._score(request)
         route.router_ms = (time.perf_counter() - t0) * 1000
+        route.router = self.scorer.version
         th = self.config.routing.thresholds if thresholds is None else tuple(thresholds)
         decision = start_tier(route.score, th, n_tiers=len(names))
         if key is not None and self.sticky is not None and read_step(request).continues:

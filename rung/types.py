@@ -409,6 +409,7 @@ class Route:
     compute_s: float | None = None
     attempts: tuple[Attempt, ...] = ()
     judged: Judged | None = None
+    router: str | None = None  # the scorer that routed it ("heuristic", "learned:<version>")
 
     @property
     def escalated(self) -> bool:
@@ -425,6 +426,8 @@ class Route:
                              "attempts": [a.as_dict(answers=answers) for a in self.attempts]}
         if self.judged is not None:
             d["judged"] = self.judged.as_dict()
+        if self.router is not None:
+            d["router"] = self.router
         return d
 
     @classmethod
@@ -441,7 +444,8 @@ class Route:
             attempts=tuple(Attempt.from_dict(a) for a in d.get("attempts") or ()
                            if isinstance(a, dict)),
             judged=(Judged(Verdict.from_dict(judged), str(judged.get("tier", "?")))
-                    if isinstance(judged, dict) else None))
+                    if isinstance(judged, dict) else None),
+            router=d.get("router") if isinstance(d.get("router"), str) else None)
 
     def header(self) -> str:
         """The ``x-rung-route`` header: reason, score, then each tier's outcome."""

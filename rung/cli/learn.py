@@ -7,7 +7,10 @@ is promoted).
 writes ``DIR/router.npz`` (for ``rung router score`` and ``routing.scorer = {type =
 "learned", path = ...}``) and ``DIR/report.json`` (``labelled``, ``router.apgr`` and its
 cross-validated and held-back figures, ``current``, ``promoted``), a copy of both under
-``DIR/versions/<data hash>/``, and, when promoted, ``DIR/promoted.json`` naming that version.
+``DIR/versions/<data hash>/``, and, when promoted, ``DIR/promoted.json`` naming that version
+(``routing.scorer = {type = "learned", path = "DIR"}`` serves it, and picks up the next
+promotion without a restart). ``rung learn --out DIR --rollback`` promotes the previous
+version again.
 """
 
 from __future__ import annotations
@@ -34,6 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="trace store (default: the config's store.url)")
     p.add_argument("--out", required=True, metavar="DIR", help="where the router and report go")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--rollback", action="store_true",
+                   help="learn nothing: promote the version promoted before the current one "
+                   "again (a server serving DIR picks it up within a second)")
     p.set_defaults(func=run)
 
 
@@ -58,6 +64,12 @@ def run(args: argparse.Namespace) -> int:
     from rung.routing.scorers import build_scorer
     from rung.store.base import open_store
 
+    if args.rollback:
+        from rung.routing.promoted import rollback
+
+        state = rollback(Path(args.out))
+        print(json.dumps({"promoted": state["version"], "path": state["path"]}))
+        return 0
     config = config_from(args)
     ladder = config.ladder_tiers
     if len(ladder) < 2:
@@ -97,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
     diff, lo, hi = learning.paired_interval(new, cur, held, seed=args.seed)
     promoted = lo > 0
     final = train_router(outcomes, use_embeddings=False, seed=args.seed)
+    final.meta["version"] = version
     report.update({
         "router": {"apgr": round(learning.apgr_of(new, held), 4),
                    "apgr_cv": round(learning.apgr_of(oof, found), 4) if not ok.all() else None,
@@ -108,8 +121,9 @@ def run(args: argparse.Namespace) -> int:
         "rule": "promoted when the held-back APGR difference's 95% interval is above 0"})
     folder = _write(out, version, report, final)
     if promoted:
-        (out / "promoted.json").write_text(json.dumps(
-            {"version": version, "path": str(folder / "router.npz")}, indent=2) + "\n")
+        from rung.routing.promoted import promote
+
+        promote(out, version, str((folder / "router.npz").relative_to(out)))
     print(json.dumps({k: report[k] for k in ("labelled", "router", "current", "difference",
                                              "promoted")}))
     return 0

@@ -34,6 +34,12 @@ _MAX_TOOLS = 64
 
 class Scorer(Protocol):
     name: str
+
+    @property
+    def version(self) -> str:
+        """Which router this is, as each route records it."""
+        ...
+
     # True when scoring may take long enough to stall the event loop (a model to load,
     # an embedding to compute): the gateway then scores in a worker thread.
     blocking: bool
@@ -51,6 +57,7 @@ class HeuristicScorer:
     offered score higher."""
 
     name = "heuristic"
+    version = "heuristic"
     blocking = False
 
     def score(self, request: ChatRequest) -> float:
@@ -68,6 +75,7 @@ class HeuristicScorer:
 
 class RandomScorer:
     name = "random"
+    version = "random"
     blocking = False
 
     def __init__(self, seed: int = 0) -> None:
@@ -78,19 +86,37 @@ class RandomScorer:
 
 
 class LearnedScorer:
+    """A router file (``rung router train``), or a ``rung learn`` folder: its promoted
+    router, picked up again without a restart when another is promoted or rolled back
+    (:mod:`rung.routing.promoted`)."""
+
     name = "learned"
     blocking = True
 
     def __init__(self, path: Path) -> None:
         from rung.routing.learned import RouterModel
+        from rung.routing.promoted import PromotedRouter
 
+        self._promoted: PromotedRouter | None = None
+        if path.is_dir():
+            self._promoted = PromotedRouter(path)
+            self._model = self._promoted.model
+            return
         try:
             self._model = RouterModel.load(path)
         except FileNotFoundError as exc:
             raise ConfigError(f"router model file not found: {path}") from exc
+        self._version = str(self._model.meta.get("version") or path.name)
+
+    @property
+    def version(self) -> str:
+        """Which router scored: ``learned:<version>`` (recorded in each route)."""
+        v = self._promoted.version if self._promoted is not None else self._version
+        return f"learned:{v}"
 
     def score(self, request: ChatRequest) -> float:
-        return float(self._model.score(read_step(request).text))
+        model = self._promoted.current() if self._promoted is not None else self._model
+        return float(model.score(read_step(request).text))
 
 
 def build_scorer(cfg: ScorerConfig) -> Scorer:

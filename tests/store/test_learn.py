@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from pathlib import Path
 
 import pytest
@@ -66,7 +67,7 @@ def test_a_router_learned_from_feedback_is_promoted_when_it_wins(
     assert report["difference"]["ci95"][0] > 0
     promoted = json.loads((out / "promoted.json").read_text())
     assert promoted["version"] == report["version"]
-    assert Path(promoted["path"]).is_file()
+    assert (out / promoted["path"]).is_file() and promoted["history"] == []
     model = RouterModel.load(out / "router.npz")
     assert model.score(BAD.format(i=999)) > model.score(GOOD.format(i=999))
 
@@ -96,3 +97,57 @@ def test_too_few_labels_say_so(tmp_path: Path, capsys: pytest.CaptureFixture[str
     report = json.loads((out / "report.json").read_text())
     assert report["labelled"] == 10 and report["promoted"] is False
     assert report["router"] == {"apgr": None}
+
+
+def test_a_server_picks_up_a_promotion_and_a_rollback_without_a_restart(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "learned"
+    zebra = BAD.format(i=1000)
+    with upstream_server() as up:
+        plain = _config(tmp_path, up.url, f"sqlite:///{tmp_path / 'a.db'}")
+        _traffic(plain, f"sqlite:///{tmp_path / 'a.db'}", 160,
+                 lambda p: 0.0 if "zebra" in p else 1.0)
+        assert _learn(plain, f"sqlite:///{tmp_path / 'a.db'}", out, capsys) == 0
+        first = json.loads((out / "report.json").read_text())
+        assert first["promoted"] is True
+        # a server routing with the promoted router: zebras start at "big"
+        served = tmp_path / "served.toml"
+        served.write_text(plain.read_text().replace(
+            "[[tiers]]", f'[routing]\nscorer = {{ type = "learned", path = "{out}" }}\n'
+            "thresholds = [0.75]\n[[tiers]]", 1))
+        served_db = f"sqlite:///{tmp_path / 'served.db'}"
+        with rung_server_on(load_config(served), _open(served_db)) as server:
+            def route_of(prompt: str) -> dict[str, object]:
+                r = http("POST", f"{server.url}/v1/chat/completions", {
+                    "model": "rung", "messages": [{"role": "user", "content": prompt}]})
+                assert r.status == 200
+                return dict(r.json()["rung"])
+
+            got = route_of(zebra)
+            assert got["router"] == f"learned:{first['version']}" and got["tier"] == "big"
+            # the traffic changes its mind: now apples are bad, zebras fine
+            _traffic(plain, f"sqlite:///{tmp_path / 'b.db'}", 160,
+                     lambda p: 0.0 if "apple" in p else 1.0)
+            assert _learn(served, f"sqlite:///{tmp_path / 'b.db'}", out, capsys) == 0
+            second = json.loads((out / "report.json").read_text())
+            assert second["promoted"] is True and second["current"]["scorer"] == "learned"
+
+            def eventually(version: str, tier: str) -> None:
+                deadline = time.monotonic() + 10
+                while time.monotonic() < deadline:
+                    got = route_of(zebra)
+                    if got["router"] == f"learned:{version}":
+                        assert got["tier"] == tier
+                        return
+                    time.sleep(0.2)
+                raise AssertionError(f"router {version} never came into use")
+
+            eventually(second["version"], "small")
+            assert main(["learn", "--out", str(out), "--rollback"]) == 0
+            eventually(first["version"], "big")
+    store = _open(served_db)
+    try:
+        routers = {t.route.get("router") for t in store.query()}
+    finally:
+        store.close()
+    assert routers == {f"learned:{first['version']}", f"learned:{second['version']}"}
