@@ -284,6 +284,15 @@ class ToolsConfig(_Frozen):
         return allowed(name, self.allow, self.deny)
 
 
+class ShadowConfig(_Frozen):
+    share: float = Field(gt=0.0, le=1.0, description="Share of the requests answered below "
+                         "the shadow tier that it answers again, in the background.")
+    tier: str | None = Field(None, description="The tier that answers the shadows (default: "
+                             "the top ladder tier).")
+    max_in_flight: int = Field(2, ge=1, le=64, description="Shadows at once; a sampled "
+                               "request past this is skipped, never queued.")
+
+
 class RoutingConfig(_Frozen):
     scorer: ScorerConfig = Field(default_factory=ScorerConfig, description="The router.")
     thresholds: tuple[float, ...] = Field(
@@ -298,6 +307,12 @@ class RoutingConfig(_Frozen):
         "tier it escalated to (keyed by its system prompt, tools and first user message; "
         "since last use; per process, at most 10,000 conversations). 0: off, every step "
         "is scored afresh.")
+    shadow: ShadowConfig | None = Field(
+        None, description="Shadow comparisons: a share of the requests answered below the "
+        "top tier is also answered by it in the background (never returned, never delaying "
+        "the answer, its cost counted apart in `rung_shadow_cost_total`); when both answers "
+        "end on a number, whether they agree is stored as a label (feedback with source "
+        "`shadow`) that `rung learn` uses.")
 
 
 class CatalogConfig(_Frozen):
@@ -397,6 +412,9 @@ class Config(_Frozen):
             raise ValueError(f"tools.confirm_tier {self.tools.confirm_tier!r} does not exist")
         if self.drift.judge_tier is not None and self.drift.judge_tier not in names:
             raise ValueError(f"drift.judge_tier {self.drift.judge_tier!r} does not exist")
+        shadow = self.routing.shadow
+        if shadow is not None and shadow.tier is not None and shadow.tier not in names:
+            raise ValueError(f"routing.shadow.tier {shadow.tier!r} does not exist")
         for t in self.tiers:
             if t.verifiers and not t.ladder:
                 raise ValueError(f"tier {t.name!r} is off the ladder (ladder = false): its "

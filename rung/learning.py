@@ -7,7 +7,8 @@ verifier's verdict). The router decides "can the first tier answer this?", so th
 it learns from are about that tier only:
 
 - answered by the first tier, with feedback: right when the mean feedback score is at
-  least 0.5, else wrong (source ``feedback``);
+  least 0.5, else wrong (source ``feedback``; without a user's feedback, the shadow
+  comparisons' ``routing.shadow`` stored, source ``shadow``);
 - the first tier's answer rejected by a verifier: wrong (source ``verifier``); accepted by
   its verifiers and answered, without feedback: right (source ``verifier``). Feedback on
   the same trace overrides the verdict;
@@ -58,7 +59,7 @@ class Label:
     time: float
     request: ChatRequest  # what the router saw
     ok: bool  # did the first tier answer it well
-    source: Literal["feedback", "verifier"]
+    source: Literal["feedback", "shadow", "verifier"]
 
     @property
     def prompt(self) -> str:
@@ -80,9 +81,11 @@ def _request(t: Trace) -> ChatRequest | None:
 def labels(traces: Iterable[Trace], feedback: Iterable[Feedback], first: str) -> list[Label]:
     """The labels about tier ``first`` that ``traces`` and their ``feedback`` give, oldest
     first (see the module docstring for the rules)."""
-    scores: dict[str, list[float]] = {}
+    users: dict[str, list[float]] = {}
+    shadows: dict[str, list[float]] = {}
     for fb in feedback:
-        scores.setdefault(fb.trace_id, []).append(fb.score)
+        (shadows if fb.source == "shadow" else users).setdefault(fb.trace_id, []).append(
+            fb.score)
     out = []
     for t in traces:
         if t.status != "ok":
@@ -94,9 +97,11 @@ def labels(traces: Iterable[Trace], feedback: Iterable[Feedback], first: str) ->
         request = _request(t)
         if request is None:
             continue
-        said = scores.get(t.id)
+        said, source = users.get(t.id), "feedback"
+        if not said:
+            said, source = shadows.get(t.id), "shadow"
         if t.tier == first and said:
-            ok, source = sum(said) / len(said) >= GOOD, "feedback"
+            ok = sum(said) / len(said) >= GOOD
         elif mine.get("outcome") == AttemptOutcome.REJECTED.value:
             ok, source = False, "verifier"
         elif t.tier == first and mine.get("verdicts"):

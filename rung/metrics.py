@@ -179,6 +179,11 @@ class Metrics:
         self.verifier_score = Histogram("rung_verifier_score", "Verifier scores by verifier.",
                                         ["verifier"], buckets=[i / 10 for i in range(1, 11)],
                                         registry=r)
+        self.shadows = Counter(
+            "rung_shadows", "Shadow comparisons (routing.shadow) by outcome: agree, disagree, "
+            "not_comparable, failed, skipped (too many at once).", ["outcome"], registry=r)
+        self.shadow_cost = Counter("rung_shadow_cost", "Cost of the shadow tier's answers, "
+                                   "counted apart from the requests'.", registry=r)
         self.drift_detected = Gauge("rung_drift_detected", "1 when the last drift check "
                                     "flagged drift (Bonferroni over its tests).", registry=r)
         self.drift_p = Gauge("rung_drift_p_value", "p-value of each drift test in the last "

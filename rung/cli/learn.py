@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     version = learning.data_hash(found)[:12]
     failures = sum(not lb.ok for lb in found)
-    sources = {s: sum(lb.source == s for lb in found) for s in ("feedback", "verifier")}
+    sources = {s: sum(lb.source == s for lb in found) for s in ("feedback", "shadow", "verifier")}
     report: dict[str, Any] = {
         "labelled": len(found), "failures": failures, "sources": sources, "first_tier": first,
         "version": version, "created": time.time(), "router": {"apgr": None},

@@ -23,10 +23,12 @@ from rung.server.chat import chat_completions
 from rung.server.dashboard import add_dashboard_routes
 from rung.server.errors import plain_error
 from rung.server.feedback import post_feedback
+from rung.server.shadow import Shadow
 from rung.server.sinks import (
     JudgeSink,
     LimitsSink,
     MetricsSink,
+    ShadowSink,
     Sink,
     StoreSink,
     TelemetrySink,
@@ -131,7 +133,9 @@ def create_app(config: Config, *, gateway: Gateway | None = None,
                               "gateway")
         app[ACCESS] = Access(db if db is not None else sqlite_path(config.store.url))
     app[_TASKS] = []
-    app[SINKS] = _sinks(app)
+    shadow = Shadow(config, gw.cascade, app[STORE], app[METRICS]) \
+        if config.routing.shadow is not None else None
+    app[SINKS] = _sinks(app) + ([ShadowSink(shadow)] if shadow is not None else [])
 
     monitor = None
     if config.drift.enabled:
@@ -164,6 +168,8 @@ def create_app(config: Config, *, gateway: Gateway | None = None,
         judge = app[JUDGE]
         if judge is not None:
             await judge.drain()
+        if shadow is not None:
+            await shadow.close()
         await gw.aclose()
         await asyncio.to_thread(app[STORE].close)
         access = app[ACCESS]

@@ -17,6 +17,7 @@ from rung.auth.limits import Limiter
 from rung.config import CostConfig
 from rung.drift.judging import SampledJudge
 from rung.metrics import Metrics
+from rung.server.shadow import Shadow
 from rung.store.analytics import top_tier_cost
 from rung.store.base import TraceStore
 from rung.store.trace import Trace
@@ -101,6 +102,14 @@ class TelemetrySink:
 
     async def __call__(self, done: Finished) -> None:
         self._telemetry.emit(done.trace, time.time_ns(), done.route)
+
+
+class ShadowSink:
+    def __init__(self, shadow: Shadow) -> None:
+        self._shadow = shadow
+
+    async def __call__(self, done: Finished) -> None:
+        self._shadow.maybe(done.trace)
 
 
 class JudgeSink:

@@ -61,7 +61,8 @@ def test_a_router_learned_from_feedback_is_promoted_when_it_wins(
     out = tmp_path / "learned"
     assert _learn(cfg, store_url, out, capsys) == 0
     report = json.loads((out / "report.json").read_text())
-    assert report["labelled"] == 160 and report["sources"] == {"feedback": 160, "verifier": 0}
+    assert report["labelled"] == 160 and report["sources"] == {"feedback": 160, "shadow": 0,
+                                                            "verifier": 0}
     assert report["promoted"] is True
     assert report["router"]["apgr"] > report["current"]["apgr"] + 0.2
     assert report["difference"]["ci95"][0] > 0

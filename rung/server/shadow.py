@@ -1,0 +1,97 @@
+"""Shadow comparisons (``routing.shadow``): labels from traffic without asking anyone.
+
+A sampled share of the requests answered below the shadow tier (the top ladder tier by
+default) is answered again by that tier, in the background, after the client has its
+answer: never returned, never delaying anything, at most ``max_in_flight`` at once (a
+sampled request past that is skipped and counted, never queued). When both answers end on
+a number (the reading :mod:`rung.verify.final` gives graders and verifiers), whether the
+numbers agree is stored as feedback on the request's trace, with source ``shadow`` (score
+1 when they agree): a paired outcome like the benchmark tables', which ``rung learn``
+reads as a label about the tier that answered. Other answers are counted as not
+comparable and store nothing. The shadow's cost is counted apart
+(``rung_shadow_cost_total``), never in the request's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+
+from rung.cascade import Cascade
+from rung.config import Config, CostConfig
+from rung.cost import cost_of
+from rung.metrics import Metrics
+from rung.store.base import TraceStore
+from rung.store.feedback import Feedback
+from rung.store.trace import Trace
+from rung.types import ChatRequest, Message
+from rung.verify.final import canonical, final_value
+
+log = logging.getLogger("rung.shadow")
+
+
+class Shadow:
+    def __init__(self, config: Config, cascade: Cascade, store: TraceStore, metrics: Metrics,
+                 *, seed: int = 0) -> None:
+        shadow = config.routing.shadow
+        assert shadow is not None
+        ladder = [t.name for t in config.ladder_tiers]
+        self.tier = shadow.tier or ladder[-1]
+        tier_cfg = config.tier(self.tier)
+        assert tier_cfg is not None
+        self._cost: CostConfig = tier_cfg.cost
+        # the tiers whose answers are shadowed: every ladder tier below the shadow's
+        self._below = set(ladder[:ladder.index(self.tier)]) if self.tier in ladder \
+            else set(ladder)
+        self._share, self._max = shadow.share, shadow.max_in_flight
+        self._cascade, self._store, self._metrics = cascade, store, metrics
+        self._rng = random.Random(seed)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def maybe(self, trace: Trace) -> None:
+        """Called for every finished request; shadows a sample of those answered below."""
+        if (trace.status != "ok" or trace.tier not in self._below or not trace.messages
+                or trace.response is None or self._rng.random() >= self._share):
+            return
+        if len(self._tasks) >= self._max:
+            self._metrics.shadows.labels("skipped").inc()
+            return
+        task = asyncio.create_task(self._compare(trace.id, trace.messages, trace.response))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _compare(self, trace_id: str, messages: list[dict[str, str]],
+                       answered: str) -> None:
+        request = ChatRequest(messages=tuple(
+            Message(m["role"], str(m.get("content") or ""))  # type: ignore[arg-type]
+            for m in messages), temperature=0.0)
+        try:
+            answer = await self._cascade.generate(self.tier, request)
+        except Exception:
+            log.warning("shadow of %s on %s failed", trace_id, self.tier, exc_info=True)
+            self._metrics.shadows.labels("failed").inc()
+            return
+        seconds = answer.compute_s if answer.compute_s is not None else answer.seconds
+        self._metrics.shadow_cost.inc(cost_of(self._cost, answer.usage, seconds))
+        mine, theirs = final_value(answered), final_value(answer.text)
+        if mine is None or theirs is None:
+            self._metrics.shadows.labels("not_comparable").inc()
+            return
+        agree = mine == theirs
+        self._metrics.shadows.labels("agree" if agree else "disagree").inc()
+        fb = Feedback(trace_id=trace_id, score=1.0 if agree else 0.0, time=time.time(),
+                      comment=f"{self.tier} ended on {canonical(theirs)}, the answer on "
+                              f"{canonical(mine)}",
+                      source="shadow")
+        try:
+            await asyncio.to_thread(self._store.add_feedback, fb)
+        except Exception:
+            log.warning("storing the shadow label of %s failed", trace_id, exc_info=True)
+
+    async def close(self) -> None:
+        """Stop the shadows under way: they are best effort, and a shutdown waits for none."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)

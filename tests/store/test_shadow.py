@@ -1,0 +1,95 @@
+"""Shadow comparisons through a real server: a share of the answers below the top tier is
+answered again by the top tier in the background; agreement on the final number is stored
+as a label (feedback with source "shadow"); bounded, and never in the client's way."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from rung.config import Config
+from rung.devtools.upstream import UpstreamBehaviour
+from rung.store.sqlite import SqliteStore
+from tests.conftest import config_of, http, upstream_server, upstream_tier
+from tests.store.conftest import rung_server_on
+
+
+def small_says(message: str) -> str:
+    if "sum" in message:
+        return "Adding them up, the answer is 41."
+    return "The answer is 7." if "seven" in message else "Hi there!"
+
+
+def big_says(message: str) -> str:
+    if "sum" in message:
+        return "The answer is 42."
+    return "Seven: the answer is 7." if "seven" in message else "Hello."
+
+
+def _config(small: str, big: str, **shadow: object) -> Config:
+    return config_of(routing={"shadow": {"share": 1.0, **shadow}},
+                     tiers=[upstream_tier("small", small),
+                            upstream_tier("big", big) | {"cost": {"per_second": 1.0}}])
+
+
+def _ask(url: str, text: str) -> str:
+    r = http("POST", f"{url}/v1/chat/completions", {
+        "model": "rung", "messages": [{"role": "user", "content": text}]})
+    assert r.status == 200 and r.headers["x-rung-tier"] == "small"
+    return str(r.json()["id"])
+
+
+def _metric(url: str, line: str) -> float:
+    for row in http("GET", f"{url}/metrics").body.decode().splitlines():
+        if row.startswith(line + " "):
+            return float(row.split()[-1])
+    return 0.0
+
+
+def _eventually(check: object, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():  # type: ignore[operator]
+            return
+        time.sleep(0.05)
+    raise AssertionError("not reached in time")
+
+
+def test_shadow_answers_become_labels(tmp_path: Path) -> None:
+    small_up = UpstreamBehaviour(reply=None, reply_fn=small_says)
+    big_up = UpstreamBehaviour(reply=None, reply_fn=big_says)
+    store = SqliteStore(tmp_path / "t.db")
+    with upstream_server(small_up) as small, upstream_server(big_up) as big, \
+            rung_server_on(_config(small.url, big.url, max_in_flight=8), store) as server:
+        ids = {text: _ask(server.url, text) for text in
+               ("the sum of 20 and 22", "seven please", "hello")}
+        _eventually(lambda: _metric(server.url, 'rung_shadows_total{outcome="not_comparable"}')
+                    == 1 and len(store.feedback()) == 2)
+        assert _metric(server.url, 'rung_shadows_total{outcome="agree"}') == 1
+        assert _metric(server.url, 'rung_shadows_total{outcome="disagree"}') == 1
+        assert _metric(server.url, "rung_shadow_cost_total") > 0
+        by_id = {f.trace_id: f for f in store.feedback()}
+        summed = by_id[ids["the sum of 20 and 22"]]
+        assert (summed.score, summed.source) == (0.0, "shadow")
+        assert summed.comment == "big ended on 42, the answer on 41"
+        assert by_id[ids["seven please"]].score == 1.0
+        assert ids["hello"] not in by_id
+        assert big_up.calls == 3  # every answer below the top was shadowed once
+        # the client's trace is the small tier's: the shadow's cost is not in it
+        trace = store.get(ids["the sum of 20 and 22"])
+        assert trace is not None and trace.tier == "small" and trace.cost == 0.0
+
+
+def test_shadows_are_bounded_and_never_delay_the_answer(tmp_path: Path) -> None:
+    big_up = UpstreamBehaviour(reply=None, reply_fn=big_says, delay_s=1.0)
+    store = SqliteStore(tmp_path / "t.db")
+    with upstream_server(UpstreamBehaviour(reply=None, reply_fn=small_says)) as small, \
+            upstream_server(big_up) as big, \
+            rung_server_on(_config(small.url, big.url, max_in_flight=1), store) as server:
+        first = _ask(server.url, "the sum of 20 and 22")
+        _ask(server.url, "the sum of 1 and 2")
+        _ask(server.url, "the sum of 3 and 4")
+        assert store.feedback() == []  # answered while the first shadow still runs
+        assert _metric(server.url, 'rung_shadows_total{outcome="skipped"}') == 2
+        _eventually(lambda: len(store.feedback()) == 1)
+        assert store.feedback()[0].trace_id == first

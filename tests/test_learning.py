@@ -1,0 +1,49 @@
+"""How rung learn reads labels about the first tier from traces (rung.learning)."""
+
+from __future__ import annotations
+
+from rung.learning import labels
+from rung.store.feedback import Feedback
+from rung.store.trace import Trace
+
+MSG = [{"role": "user", "content": "q"}]
+
+
+def trace(tid: str, tier: str, attempts: list[dict[str, object]], *, t: float = 0.0,
+          messages: list[dict[str, str]] | None = MSG) -> Trace:
+    return Trace(id=tid, time=t, model="rung", tier=tier, messages=messages,
+                 route={"tier": tier, "attempts": attempts})
+
+
+ANSWERED = [{"tier": "small", "outcome": "answered"}]
+VERIFIED = [{"tier": "small", "outcome": "answered", "verdicts": [{"name": "x"}]}]
+REJECTED = [{"tier": "small", "outcome": "rejected", "verdicts": [{"name": "x"}]},
+            {"tier": "big", "outcome": "answered"}]
+PAST = [{"tier": "big", "outcome": "answered"}]
+
+
+def test_the_label_rules() -> None:
+    traces = [
+        trace("user", "small", ANSWERED, t=1),
+        trace("shadow", "small", ANSWERED, t=2),
+        trace("both", "small", VERIFIED, t=3),
+        trace("rejected", "big", REJECTED, t=4),
+        trace("verified", "small", VERIFIED, t=5),
+        trace("unrated", "small", ANSWERED, t=6),
+        trace("past", "big", PAST, t=7),
+        trace("redacted", "small", ANSWERED, t=8, messages=None),
+        trace("big-rated", "big", REJECTED, t=9),
+    ]
+    feedback = [Feedback("user", 0.0, 1), Feedback("shadow", 1.0, 2, source="shadow"),
+                Feedback("both", 0.0, 3, source="shadow"), Feedback("both", 1.0, 3),
+                Feedback("past", 0.0, 7), Feedback("redacted", 0.0, 8),
+                Feedback("big-rated", 1.0, 9)]
+    got = {lb.trace_id: (lb.ok, lb.source) for lb in labels(traces, feedback, "small")}
+    assert got == {
+        "user": (False, "feedback"),
+        "shadow": (True, "shadow"),
+        "both": (True, "feedback"),  # a user's word over a shadow's and a verdict
+        "rejected": (False, "verifier"),
+        "verified": (True, "verifier"),
+        "big-rated": (False, "verifier"),  # feedback on the big tier's answer says nothing
+    }
