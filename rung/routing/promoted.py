@@ -5,7 +5,8 @@ names the promoted one in ``DIR/promoted.json``: ``{"version", "path"}`` (the pa
 to DIR) and ``history``, the versions promoted before it, newest first. A learned scorer
 whose ``path`` is such a folder serves the promoted version and looks at promoted.json at
 most once every ``CHECK_S`` seconds, from the scoring thread: a new promotion (or a
-rollback) is picked up then. A promoted.json that cannot be read keeps the router in
+rollback) is picked up then. Until the folder has a promotion, the heuristic scorer
+stands in (so a gateway can start learning on day one). A promoted.json that cannot be read keeps the router in
 service and is logged. ``rollback`` promotes the previous version again.
 """
 
@@ -75,7 +76,11 @@ class PromotedRouter:
         self.folder = folder
         self._lock = threading.Lock()
         self._checked = time.monotonic()
-        self._stamp, self.model, self.version = self._load()
+        self.model: RouterModel | None = None
+        self.version = "heuristic (nothing promoted yet)"
+        self._stamp = 0
+        if (folder / PROMOTED).exists():
+            self._stamp, self.model, self.version = self._load()
 
     def _load(self) -> tuple[int, RouterModel, str]:
         stamp = (self.folder / PROMOTED).stat().st_mtime_ns if \
@@ -88,8 +93,9 @@ class PromotedRouter:
             raise ConfigError(f"promoted router file not found: {path}") from exc
         return stamp, model, str(info["version"])
 
-    def current(self) -> RouterModel:
-        """The model to score with, after a reload if promoted.json changed."""
+    def current(self) -> RouterModel | None:
+        """The model to score with (None: nothing promoted yet), after a reload if
+        promoted.json changed."""
         now = time.monotonic()
         if now - self._checked >= CHECK_S:
             with self._lock:
@@ -101,7 +107,7 @@ class PromotedRouter:
     def _reload_if_changed(self) -> None:
         try:
             stamp = (self.folder / PROMOTED).stat().st_mtime_ns
-        except OSError:
+        except OSError:  # nothing promoted (yet)
             return
         if stamp == self._stamp:
             return

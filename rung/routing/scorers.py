@@ -87,8 +87,8 @@ class RandomScorer:
 
 class LearnedScorer:
     """A router file (``rung router train``), or a ``rung learn`` folder: its promoted
-    router, picked up again without a restart when another is promoted or rolled back
-    (:mod:`rung.routing.promoted`)."""
+    router, picked up again without a restart when another is promoted or rolled back,
+    and the heuristic until the first promotion (:mod:`rung.routing.promoted`)."""
 
     name = "learned"
     blocking = True
@@ -98,9 +98,9 @@ class LearnedScorer:
         from rung.routing.promoted import PromotedRouter
 
         self._promoted: PromotedRouter | None = None
+        self._heuristic = HeuristicScorer()
         if path.is_dir():
             self._promoted = PromotedRouter(path)
-            self._model = self._promoted.model
             return
         try:
             self._model = RouterModel.load(path)
@@ -111,11 +111,15 @@ class LearnedScorer:
     @property
     def version(self) -> str:
         """Which router scored: ``learned:<version>`` (recorded in each route)."""
-        v = self._promoted.version if self._promoted is not None else self._version
-        return f"learned:{v}"
+        if self._promoted is None:
+            return f"learned:{self._version}"
+        return "heuristic" if self._promoted.model is None else \
+            f"learned:{self._promoted.version}"
 
     def score(self, request: ChatRequest) -> float:
         model = self._promoted.current() if self._promoted is not None else self._model
+        if model is None:
+            return self._heuristic.score(request)
         return float(model.score(read_step(request).text))
 
 

@@ -152,3 +152,19 @@ def test_a_server_picks_up_a_promotion_and_a_rollback_without_a_restart(
     finally:
         store.close()
     assert routers == {f"learned:{first['version']}", f"learned:{second['version']}"}
+
+
+def test_a_learn_folder_with_nothing_promoted_routes_with_the_heuristic(tmp_path: Path) -> None:
+    out = tmp_path / "learned"
+    out.mkdir()
+    with upstream_server() as up:
+        cfg = _config(tmp_path, up.url, f"sqlite:///{tmp_path / 't.db'}")
+        served = tmp_path / "served.toml"
+        served.write_text(cfg.read_text().replace(
+            "[[tiers]]", f'[routing]\nscorer = {{ type = "learned", path = "{out}" }}\n'
+            "[[tiers]]", 1))
+        with rung_server_on(load_config(served), _open(f"sqlite:///{tmp_path / 't.db'}")) \
+                as server:
+            r = http("POST", f"{server.url}/v1/chat/completions", {
+                "model": "rung", "messages": [{"role": "user", "content": "hi"}]})
+            assert r.status == 200 and r.json()["rung"]["router"] == "heuristic"
