@@ -1,10 +1,11 @@
 """Learning a router from rung's own traffic: labels from traces, a candidate router, and
 the promotion rule.
 
-**Labels are one-sided, and only about the first ladder tier.** A trace says how the tier
-that answered did (user feedback), or that the first tier's answer was rejected (a
-verifier's verdict). The router decides "can the first tier answer this?", so the labels
-it learns from are about that tier only:
+**Labels are one-sided.** A trace says how the tier that answered did (user feedback), or
+that the first tier's answer was rejected (a verifier's verdict); never how another tier
+would have done. So each label is about one side of the ladder, and the router
+(:mod:`rung.routing.heads`) fits one head per side on that side's labels. About the first
+tier:
 
 - answered by the first tier, with feedback: right when the mean feedback score is at
   least 0.5, else wrong (source ``feedback``; without a user's feedback, the shadow
@@ -12,14 +13,17 @@ it learns from are about that tier only:
 - the first tier's answer rejected by a verifier: wrong (source ``verifier``); accepted by
   its verifiers and answered, without feedback: right (source ``verifier``). Feedback on
   the same trace overrides the verdict;
-- a trace that never reached the first tier (routed past it) says nothing about it and is
-  left out. Those are the prompts the router in use already sent higher, so the labels
+- a trace that never reached the first tier (routed past it) says nothing about it. Those
+  are the prompts the router in use already sent higher, so these labels
   under-represent them; a router learned here is compared with the one in use only on
   labelled traffic, which has the same bias for both.
 
-Each label becomes an outcome row with the stronger side taken as right (a label never
-says the stronger tier failed), so the router's score is the first tier's estimated
-chance of failing, and APGR on these rows measures how well a router orders prompts by it.
+About the stronger side (``side = "next"``): a user's feedback on an answer of any tier
+above the first.
+
+APGR on the first tier's labels (each taken as an outcome row whose stronger side is
+right: no such label says otherwise) measures how well a router orders prompts by the
+first tier's chance of failing; that is the measure promotion uses.
 
 **Promotion.** The most recent ``HOLDOUT`` share of the labelled traffic is held back;
 the candidate is trained on the rest, and promoted only when its APGR on the held-back
@@ -58,8 +62,9 @@ class Label:
     trace_id: str
     time: float
     request: ChatRequest  # what the router saw
-    ok: bool  # did the first tier answer it well
+    ok: bool  # did the tier answer it well
     source: Literal["feedback", "shadow", "verifier"]
+    side: Literal["first", "next"] = "first"  # which side of the ladder it is about
 
     @property
     def prompt(self) -> str:
@@ -90,13 +95,17 @@ def labels(traces: Iterable[Trace], feedback: Iterable[Feedback], first: str) ->
     for t in traces:
         if t.status != "ok":
             continue
+        request = _request(t)
+        if request is None:
+            continue
+        rated = users.get(t.id)
+        if t.tier != first and rated:
+            out.append(Label(t.id, t.time, request, sum(rated) / len(rated) >= GOOD,
+                             "feedback", "next"))
         attempts = t.route.get("attempts") or []
         mine = next((a for a in attempts if a.get("tier") == first), None)
         if mine is None:
             continue  # never reached the first tier
-        request = _request(t)
-        if request is None:
-            continue
         said, source = users.get(t.id), "feedback"
         if not said:
             said, source = shadows.get(t.id), "shadow"
@@ -119,6 +128,11 @@ def data_hash(found: Sequence[Label]) -> str:
     for lb in found:
         h.update(json.dumps([lb.trace_id, lb.ok, lb.source]).encode())
     return h.hexdigest()
+
+
+def pairs(found: Sequence[Label], side: str) -> list[tuple[str, bool]]:
+    """(prompt, right) of the labels about one side, for :func:`train_heads`."""
+    return [(lb.prompt, lb.ok) for lb in found if lb.side == side]
 
 
 def split(found: Sequence[Label]) -> tuple[list[Label], list[Label]]:

@@ -38,12 +38,16 @@ def test_the_label_rules() -> None:
                 Feedback("both", 0.0, 3, source="shadow"), Feedback("both", 1.0, 3),
                 Feedback("past", 0.0, 7), Feedback("redacted", 0.0, 8),
                 Feedback("big-rated", 1.0, 9)]
-    got = {lb.trace_id: (lb.ok, lb.source) for lb in labels(traces, feedback, "small")}
+    found = labels(traces, feedback, "small")
+    got = {lb.trace_id: (lb.ok, lb.source) for lb in found if lb.side == "first"}
     assert got == {
         "user": (False, "feedback"),
         "shadow": (True, "shadow"),
         "both": (True, "feedback"),  # a user's word over a shadow's and a verdict
         "rejected": (False, "verifier"),
         "verified": (True, "verifier"),
-        "big-rated": (False, "verifier"),  # feedback on the big tier's answer says nothing
+        "big-rated": (False, "verifier"),  # its feedback is about the big tier's answer
     }
+    # feedback on a stronger tier's answer is a label about the stronger side
+    stronger = {lb.trace_id: lb.ok for lb in found if lb.side == "next"}
+    assert stronger == {"past": False, "big-rated": True}

@@ -55,12 +55,33 @@ def _write(out: Path, version: str, report: dict[str, Any], model: Any | None) -
     return folder
 
 
-def run(args: argparse.Namespace) -> int:
+def _cv_apgr(found: list[Any], folds: int, seed: int) -> float | None:
+    """APGR on the first tier's labels of routers fitted on the other folds."""
     import numpy as np
 
     from rung import learning
-    from rung.eval.routing import cross_val, fit_router
-    from rung.routing.learned import train_router
+    from rung.routing.heads import train_heads
+
+    first = [lb for lb in found if lb.side == "first"]
+    if all(lb.ok for lb in first) or len(first) < 2 * folds:
+        return None
+    order = np.random.default_rng(seed).permutation(len(found))
+    scores: dict[str, float] = {}
+    for k in range(folds):
+        test = [found[i] for i in order[k::folds]]
+        train = [found[i] for j, i in enumerate(order) if j % folds != k]
+        if not learning.pairs(train, "first"):
+            return None
+        model = train_heads(learning.pairs(train, "first"), learning.pairs(train, "next"))
+        for lb in test:
+            if lb.side == "first":
+                scores[lb.trace_id] = model.score(lb.prompt)
+    return learning.apgr_of(np.array([scores[lb.trace_id] for lb in first]), first)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rung import learning
+    from rung.routing.heads import train_heads
     from rung.routing.scorers import build_scorer
     from rung.store.base import open_store
 
@@ -82,38 +103,40 @@ def run(args: argparse.Namespace) -> int:
         store.close()
     out = Path(args.out)
     version = learning.data_hash(found)[:12]
-    failures = sum(not lb.ok for lb in found)
-    sources = {s: sum(lb.source == s for lb in found) for s in ("feedback", "shadow", "verifier")}
+    on_first = [lb for lb in found if lb.side == "first"]
+    failures = sum(not lb.ok for lb in on_first)
+    sources = {s: sum(lb.source == s for lb in on_first) for s in ("feedback", "shadow",
+                                                                    "verifier")}
     report: dict[str, Any] = {
-        "labelled": len(found), "failures": failures, "sources": sources, "first_tier": first,
-        "version": version, "created": time.time(), "router": {"apgr": None},
+        "labelled": len(on_first), "labelled_stronger": len(found) - len(on_first),
+        "failures": failures, "sources": sources, "first_tier": first, "version": version,
+        "created": time.time(), "router": {"apgr": None},
         "current": {"scorer": config.routing.scorer.type}, "promoted": False}
-    older, held = learning.split(found)
+    older, held = learning.split(on_first)
     if len(older) < 2 * learning.MIN_HOLDOUT or not any(not lb.ok for lb in older) \
             or all(not lb.ok for lb in held) or all(lb.ok for lb in held):
-        report["reason"] = (f"too few labels to learn and check a router: {len(found)} "
-                            f"labelled, {failures} of them failures of {first}; needs at "
-                            f"least {3 * learning.MIN_HOLDOUT} with failures and successes "
-                            "in both the older and the most recent part")
+        report["reason"] = (f"too few labels to learn and check a router: {len(on_first)} "
+                            f"about {first}, {failures} of them failures; needs at least "
+                            f"{3 * learning.MIN_HOLDOUT} with failures and successes in both "
+                            "the older and the most recent part")
         _write(out, version, report, None)
         print(f"rung learn: {report['reason']}", file=sys.stderr)
         return 1
-    outcomes = [lb.outcome() for lb in found]
-    ok = np.array([lb.ok for lb in found])
-    oof = cross_val(outcomes, CV_FOLDS, args.seed, fit_router(embeddings=False, seed=args.seed),
-                    None)
-    candidate = train_router([lb.outcome() for lb in older], use_embeddings=False,
-                             seed=args.seed)
+    cutoff = held[0].time
+    before = [lb for lb in found if lb.time < cutoff]
+    candidate = train_heads(learning.pairs(before, "first"), learning.pairs(before, "next"))
     new = candidate.score_batch([lb.prompt for lb in held])
     cur = learning.current_scores(build_scorer(config.routing.scorer), held)
     diff, lo, hi = learning.paired_interval(new, cur, held, seed=args.seed)
     promoted = lo > 0
-    final = train_router(outcomes, use_embeddings=False, seed=args.seed)
+    final = train_heads(learning.pairs(found, "first"), learning.pairs(found, "next"))
     final.meta["version"] = version
+    cv = _cv_apgr(list(found), CV_FOLDS, args.seed)
     report.update({
         "router": {"apgr": round(learning.apgr_of(new, held), 4),
-                   "apgr_cv": round(learning.apgr_of(oof, found), 4) if not ok.all() else None,
-                   "held_back": len(held), "trained_on": len(older)},
+                   "apgr_cv": round(cv, 4) if cv is not None else None,
+                   "held_back": len(held), "trained_on": len(before),
+                   "kind": "heads (TF-IDF + logistic regression per side)"},
         "current": {"scorer": config.routing.scorer.type,
                     "apgr": round(learning.apgr_of(cur, held), 4)},
         "difference": {"apgr": round(diff, 4), "ci95": [round(lo, 4), round(hi, 4)]},

@@ -79,9 +79,9 @@ def read_field(line: str, lineno: int, name: str) -> str:
 
 
 def _score(args: argparse.Namespace) -> int:
-    from rung.routing.learned import RouterModel
+    from rung.routing.heads import load_router
 
-    model = RouterModel.load(args.file)
+    model = load_router(args.file)  # `rung router train`'s file, or `rung learn`'s
     for lineno, line in enumerate(sys.stdin, start=1):
         if not line.strip():
             continue

@@ -20,7 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from rung.errors import ConfigError
+from rung.routing.heads import HeadsRouter, load_router
 from rung.routing.learned import RouterModel
+
+Router = RouterModel | HeadsRouter
 
 log = logging.getLogger("rung.routing.promoted")
 
@@ -76,24 +79,24 @@ class PromotedRouter:
         self.folder = folder
         self._lock = threading.Lock()
         self._checked = time.monotonic()
-        self.model: RouterModel | None = None
+        self.model: Router | None = None
         self.version = "heuristic (nothing promoted yet)"
         self._stamp = 0
         if (folder / PROMOTED).exists():
             self._stamp, self.model, self.version = self._load()
 
-    def _load(self) -> tuple[int, RouterModel, str]:
+    def _load(self) -> tuple[int, Router, str]:
         stamp = (self.folder / PROMOTED).stat().st_mtime_ns if \
             (self.folder / PROMOTED).exists() else 0
         info = read(self.folder)
         path = self.folder / str(info["path"])
         try:
-            model = RouterModel.load(path)
+            model = load_router(path)
         except FileNotFoundError as exc:
             raise ConfigError(f"promoted router file not found: {path}") from exc
         return stamp, model, str(info["version"])
 
-    def current(self) -> RouterModel | None:
+    def current(self) -> Router | None:
         """The model to score with (None: nothing promoted yet), after a reload if
         promoted.json changed."""
         now = time.monotonic()

@@ -94,7 +94,7 @@ class LearnedScorer:
     blocking = True
 
     def __init__(self, path: Path) -> None:
-        from rung.routing.learned import RouterModel
+        from rung.routing.heads import load_router
         from rung.routing.promoted import PromotedRouter
 
         self._promoted: PromotedRouter | None = None
@@ -102,10 +102,9 @@ class LearnedScorer:
         if path.is_dir():
             self._promoted = PromotedRouter(path)
             return
-        try:
-            self._model = RouterModel.load(path)
-        except FileNotFoundError as exc:
-            raise ConfigError(f"router model file not found: {path}") from exc
+        if not path.is_file():
+            raise ConfigError(f"router model file not found: {path}")
+        self._model = load_router(path)
         self._version = str(self._model.meta.get("version") or path.name)
 
     @property

@@ -13,7 +13,7 @@ import pytest
 
 from rung.cli.main import main
 from rung.config import load_config
-from rung.routing.learned import RouterModel
+from rung.routing.heads import load_router
 from tests.conftest import http, upstream_server
 from tests.store.conftest import rung_server_on
 from tests.store.test_feedback import _open, store_url  # noqa: F401 - the fixture
@@ -61,15 +61,15 @@ def test_a_router_learned_from_feedback_is_promoted_when_it_wins(
     out = tmp_path / "learned"
     assert _learn(cfg, store_url, out, capsys) == 0
     report = json.loads((out / "report.json").read_text())
-    assert report["labelled"] == 160 and report["sources"] == {"feedback": 160, "shadow": 0,
-                                                            "verifier": 0}
+    assert report["labelled"] == 160 and report["labelled_stronger"] == 0
+    assert report["sources"] == {"feedback": 160, "shadow": 0, "verifier": 0}
     assert report["promoted"] is True
     assert report["router"]["apgr"] > report["current"]["apgr"] + 0.2
     assert report["difference"]["ci95"][0] > 0
     promoted = json.loads((out / "promoted.json").read_text())
     assert promoted["version"] == report["version"]
     assert (out / promoted["path"]).is_file() and promoted["history"] == []
-    model = RouterModel.load(out / "router.npz")
+    model = load_router(out / "router.npz")
     assert model.score(BAD.format(i=999)) > model.score(GOOD.format(i=999))
 
 
