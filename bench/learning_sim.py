@@ -204,12 +204,18 @@ def main() -> int:
         strong.stop()
     # APGR on the rest, which no router saw
     prompts = [o.prompt for o in rest]
+    last = json.loads((learned / "report.json").read_text())
+    candidate = load_router(learned / "versions" / last["version"] / "router.npz") \
+        if (learned / "versions" / last["version"] / "router.npz").is_file() else None
     offline = train_router(traffic, use_embeddings=False, seed=args.seed)
     result = {
         "requests": len(traffic), "held_out": len(rest), "feedback": args.feedback,
         "flip": args.flip, "windows": windows, "final_router": version,
         "apgr_on_rest": {
-            "learned through the gateway": round(_apgr(_scores(router, prompts), rest), 4),
+            "router in use at the end (promoted, else the heuristic)": round(
+                _apgr(_scores(router, prompts), rest), 4),
+            "last candidate rung learn fitted (promoted or not)": round(
+                _apgr(_scores(candidate, prompts), rest), 4) if candidate is not None else None,
             "heuristic": round(_apgr(_scores(None, prompts), rest), 4),
             "random": 0.5,
             "offline, the traffic's full outcomes": round(
