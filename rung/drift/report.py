@@ -27,6 +27,7 @@ from rung.drift.features import (
 )
 from rung.drift.stats import DriftTest
 from rung.store.base import TraceStore
+from rung.store.feedback import Feedback
 from rung.store.trace import Trace
 
 
@@ -92,7 +93,8 @@ def _sample(traces: Sequence[Trace], cap: int | None, seed: int) -> list[Trace]:
 
 
 def compare(
-    reference: Sequence[Trace], recent: Sequence[Trace], *, options: DriftOptions | None = None
+    reference: Sequence[Trace], recent: Sequence[Trace], *, options: DriftOptions | None = None,
+    feedback: Sequence[Feedback] = (),
 ) -> DriftReport:
     """Run every applicable test on the successful traces of both windows.
 
@@ -103,11 +105,33 @@ def compare(
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1, user_api="blas"):
-        return _compare(reference, recent, options=options)
+        return _compare(reference, recent, options=options, feedback=feedback)
+
+
+def _ratings(feedback: Sequence[Feedback]) -> dict[str, dict[str, float]]:
+    """trace id -> {source: mean score} (users' ratings and shadow labels apart)."""
+    sums: dict[str, dict[str, list[float]]] = {}
+    for fb in feedback:
+        acc = sums.setdefault(fb.trace_id, {}).setdefault(fb.source, [0.0, 0.0])
+        acc[0] += fb.score
+        acc[1] += 1
+    return {tid: {src: total / n for src, (total, n) in by.items()} for tid, by in sums.items()}
+
+
+def _quality(trace: Trace, ratings: dict[str, dict[str, float]]) -> dict[str, tuple[float, bool]]:
+    """Every quality signal of a trace: its verdicts, and the feedback on its answer as
+    ``"feedback/<tier>"`` (a user's) or ``"shadow/<tier>"`` (score 1 - rating: higher is
+    worse, as a verifier's; accepted when the rating is at least 0.5)."""
+    out = verifier_scores(trace)
+    for source, mean in ratings.get(trace.id, {}).items():
+        key = "shadow" if source == "shadow" else "feedback"
+        out[f"{key}/{trace.tier}"] = (1.0 - mean, mean >= 0.5)
+    return out
 
 
 def _compare(
-    reference: Sequence[Trace], recent: Sequence[Trace], *, options: DriftOptions | None = None
+    reference: Sequence[Trace], recent: Sequence[Trace], *, options: DriftOptions | None = None,
+    feedback: Sequence[Feedback] = (),
 ) -> DriftReport:
     o = options or DriftOptions()
     started = time.perf_counter()
@@ -121,8 +145,9 @@ def _compare(
     s_ref = [t.score for t in ref if t.score is not None]
     s_rec = [t.score for t in rec if t.score is not None]
     has_scores = min(len(s_ref), len(s_rec)) >= o.min_traces
-    v_ref = [verifier_scores(t) for t in ref]
-    v_rec = [verifier_scores(t) for t in rec]
+    ratings = _ratings(feedback)
+    v_ref = [_quality(t, ratings) for t in ref]
+    v_rec = [_quality(t, ratings) for t in rec]
     keys = [
         k
         for k in sorted({k for v in v_ref for k in v} & {k for v in v_rec for k in v})
@@ -213,7 +238,8 @@ def compare_windows(
     """Read both windows (``(since, until)`` unix seconds, None = open) and compare them."""
     ref = list(store.query(since=reference[0], until=reference[1], errors=False))
     rec = list(store.query(since=recent[0], until=recent[1], errors=False))
-    return compare(ref, rec, options=options)
+    # feedback comes after its answer: all of it since the reference window began
+    return compare(ref, rec, options=options, feedback=store.feedback(since=reference[0]))
 
 
 def drift_status(

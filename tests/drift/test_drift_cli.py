@@ -175,3 +175,32 @@ def test_drift_status_is_a_small_dict(tmp_path: Path) -> None:
     assert status["n_reference"] == status["n_recent"] == N
     assert status["tests"]["input.mmd_rbf"]["drifted"]
     json.dumps(status)  # plain types only
+
+
+def test_users_rating_answers_worse_is_quality_drift(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same mix of prompts, but users rate the recent answers worse (POST /v1/feedback):
+    flagged by the feedback tests alone."""
+    from rung.store.feedback import Feedback
+
+    rng = np.random.default_rng(2)
+    mmlu = _prompts("mmlu")
+    idx = rng.choice(len(mmlu), 2 * N, replace=False)
+    url = _store(
+        tmp_path / "t.db", [mmlu[int(i)] for i in idx[:N]], [mmlu[int(i)] for i in idx[N:]]
+    )
+    store = SqliteStore(Path(url.removeprefix("sqlite:///")))
+    try:
+        for i in range(N):  # 90% good before, 50% after
+            store.add_feedback(Feedback(f"t{i}", float(rng.random() < 0.9), T0 + i + 1))
+            store.add_feedback(Feedback(f"t{10_000 + i}", float(rng.random() < 0.5),
+                                        T0 + 1000 + i + 1))
+    finally:
+        store.close()
+    assert _run(*_window_args(url), "--json") == 0
+    report = json.loads(capsys.readouterr().out)
+    flagged = {t["name"] for t in report["tests"] if t["drifted"]}
+    assert report["drifted"] and "quality.feedback/small.reject_rate" in flagged
+    assert not flagged - {"quality.feedback/small.reject_rate", "quality.feedback/small.psi",
+                          "quality.feedback/small.wasserstein"}
