@@ -188,8 +188,9 @@ def main() -> int:
             report = json.loads((learned / "report.json").read_text())
             windows[-1]["learn"] = {"rc": rc, "labelled": report["labelled"],
                                     "promoted": report["promoted"],
-                                    "apgr_held_back": report["router"]["apgr"],
-                                    "current_held_back": report["current"].get("apgr"),
+                                    "ranking_held_back": report["router"].get("ranking"),
+                                    "current_ranking": report["current"].get("ranking"),
+                                    "difference": report.get("difference"),
                                     "seconds": round(time.monotonic() - t0, 1)}
             if report["promoted"]:
                 promoted = json.loads((learned / "promoted.json").read_text())

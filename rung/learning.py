@@ -21,14 +21,19 @@ tier:
 About the stronger side (``side = "next"``): a user's feedback on an answer of any tier
 above the first.
 
-APGR on the first tier's labels (each taken as an outcome row whose stronger side is
-right: no such label says otherwise) measures how well a router orders prompts by the
-first tier's chance of failing; that is the measure promotion uses.
+How well a router orders prompts is measured on both sides' labels: on the first tier's,
+a higher score should mean a failure (AUC of the score for "the first tier failed"); on
+the stronger side's, a higher score should mean the stronger tier succeeds (escalating a
+prompt nobody answers well gains nothing: AUC for "the stronger tier was right"). The
+**ranking quality** is the mean of the sides' AUCs that have both outcomes, and it is what
+promotion compares. (APGR on the first tier's labels, each taken as an outcome row whose
+stronger side is right, is reported too.)
 
 **Promotion.** The most recent ``HOLDOUT`` share of the labelled traffic is held back;
-the candidate is trained on the rest, and promoted only when its APGR on the held-back
-traffic beats the router in use by more than the 95% bootstrap interval of the paired
-difference (its lower end above zero). The router written is then refitted on every label.
+the candidate is trained on the rest, and promoted only when its ranking quality on the
+held-back labels beats the router in use by more than the 95% bootstrap interval of the
+paired difference (its lower end above zero). The router written is then refitted on
+every label.
 """
 
 from __future__ import annotations
@@ -146,25 +151,52 @@ def apgr_of(scores: np.ndarray[Any, Any], found: Sequence[Label]) -> float:
     return evaluate(scores, ok, np.ones(len(found), dtype=bool)).apgr
 
 
+def _auc(scores: np.ndarray[Any, Any], positive: np.ndarray[Any, Any]) -> float | None:
+    """P(a positive scores above a negative), ties half; None without both classes."""
+    n_pos = int(positive.sum())
+    n_neg = len(positive) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return None
+    order = np.argsort(scores, kind="stable")
+    ranks = np.empty(len(scores))
+    sorted_scores = scores[order]
+    # average ranks over ties
+    _, first, counts = np.unique(sorted_scores, return_index=True, return_counts=True)
+    for start, count in zip(first, counts, strict=True):
+        ranks[order[start:start + count]] = start + (count + 1) / 2
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def ranking_quality(scores: np.ndarray[Any, Any], found: Sequence[Label]) -> float | None:
+    """The mean over the sides of the AUC a router's scores reach on that side's labels
+    (first tier: for a failure; stronger side: for a success); None when no side has both
+    outcomes."""
+    side = np.array([lb.side == "first" for lb in found])
+    ok = np.array([lb.ok for lb in found])
+    aucs = [a for a in (_auc(scores[side], ~ok[side]), _auc(scores[~side], ok[~side]))
+            if a is not None]
+    return sum(aucs) / len(aucs) if aucs else None
+
+
 def paired_interval(new: np.ndarray[Any, Any], old: np.ndarray[Any, Any],
                     found: Sequence[Label], *, n: int = 400,
                     seed: int = 0) -> tuple[float, float, float]:
-    """(difference, low, high): APGR(new) - APGR(old) on ``found`` and its 95% percentile
-    interval over paired item resamples."""
-    ok = np.array([lb.ok for lb in found])
-    strong = np.ones(len(found), dtype=bool)
-    diff = apgr_of(new, found) - apgr_of(old, found)
+    """(difference, low, high): ranking quality of ``new`` minus ``old`` on ``found`` and
+    its 95% percentile interval over paired label resamples."""
+    a, b = ranking_quality(new, found), ranking_quality(old, found)
+    if a is None or b is None:
+        return 0.0, float("-inf"), float("inf")
     rng = np.random.default_rng(seed)
     vals = []
     for _ in range(n):
         idx = rng.integers(0, len(found), len(found))
-        if ok[idx].all():
-            continue  # no failure in the resample: APGR is undefined
-        vals.append(evaluate(new[idx], ok[idx], strong[idx]).apgr
-                    - evaluate(old[idx], ok[idx], strong[idx]).apgr)
+        sample = [found[i] for i in idx]
+        qa, qb = ranking_quality(new[idx], sample), ranking_quality(old[idx], sample)
+        if qa is not None and qb is not None:
+            vals.append(qa - qb)
     if not vals:
-        return diff, float("-inf"), float("inf")
-    return diff, float(np.percentile(vals, 2.5)), float(np.percentile(vals, 97.5))
+        return a - b, float("-inf"), float("inf")
+    return a - b, float(np.percentile(vals, 2.5)), float(np.percentile(vals, 97.5))
 
 
 def current_scores(scorer: Scorer, found: Sequence[Label]) -> np.ndarray[Any, Any]:

@@ -55,6 +55,10 @@ def _write(out: Path, version: str, report: dict[str, Any], model: Any | None) -
     return folder
 
 
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(x, 4)
+
+
 def _cv_apgr(found: list[Any], folds: int, seed: int) -> float | None:
     """APGR on the first tier's labels of routers fitted on the other folds."""
     import numpy as np
@@ -124,10 +128,14 @@ def run(args: argparse.Namespace) -> int:
         return 1
     cutoff = held[0].time
     before = [lb for lb in found if lb.time < cutoff]
+    recent = [lb for lb in found if lb.time >= cutoff]  # both sides' held-back labels
     candidate = train_heads(learning.pairs(before, "first"), learning.pairs(before, "next"))
-    new = candidate.score_batch([lb.prompt for lb in held])
-    cur = learning.current_scores(build_scorer(config.routing.scorer), held)
-    diff, lo, hi = learning.paired_interval(new, cur, held, seed=args.seed)
+    scorer = build_scorer(config.routing.scorer)
+    new_all = candidate.score_batch([lb.prompt for lb in recent])
+    cur_all = learning.current_scores(scorer, recent)
+    first_mask = [i for i, lb in enumerate(recent) if lb.side == "first"]
+    new, cur = new_all[first_mask], cur_all[first_mask]
+    diff, lo, hi = learning.paired_interval(new_all, cur_all, recent, seed=args.seed)
     promoted = lo > 0
     final = train_heads(learning.pairs(found, "first"), learning.pairs(found, "next"))
     final.meta["version"] = version
@@ -135,13 +143,16 @@ def run(args: argparse.Namespace) -> int:
     report.update({
         "router": {"apgr": round(learning.apgr_of(new, held), 4),
                    "apgr_cv": round(cv, 4) if cv is not None else None,
-                   "held_back": len(held), "trained_on": len(before),
+                   "held_back": len(recent), "trained_on": len(before),
                    "kind": "heads (TF-IDF + logistic regression per side)"},
         "current": {"scorer": config.routing.scorer.type,
-                    "apgr": round(learning.apgr_of(cur, held), 4)},
-        "difference": {"apgr": round(diff, 4), "ci95": [round(lo, 4), round(hi, 4)]},
+                    "apgr": round(learning.apgr_of(cur, held), 4),
+                    "ranking": _round(learning.ranking_quality(cur_all, recent))},
+        "difference": {"ranking": round(diff, 4), "ci95": [round(lo, 4), round(hi, 4)]},
         "promoted": promoted,
-        "rule": "promoted when the held-back APGR difference's 95% interval is above 0"})
+        "rule": "promoted when the held-back ranking quality's paired 95% interval of the "
+                "difference is above 0 (rung.learning)"})
+    report["router"]["ranking"] = _round(learning.ranking_quality(new_all, recent))
     folder = _write(out, version, report, final)
     if promoted:
         from rung.routing.promoted import promote
