@@ -6,8 +6,9 @@
 
 For every item both tiers answered, the built-in policy (rung.defaults) is applied to
 the recorded answers: a heuristic score at or above ``START_HIGH`` starts at the 0.5B;
-else SmolLM2's answer is kept unless the ``arithmetic`` check rejects it, in which case the
-0.5B's is used and both are paid for. Compute is each answer's recorded ``compute_s``.
+else SmolLM2's answer is kept unless the ``arithmetic`` check or the ``repetition`` check
+(its 3-gram share; the 256-token cap cannot be replayed on answers recorded with another
+limit) rejects it, in which case the 0.5B's is used and both are paid for. Compute is each answer's recorded ``compute_s``.
 Prints a markdown table: SmolLM2 alone, the 0.5B alone, the built-in ladder, and the
 ladder without its router (every request starts at SmolLM2).
 """
@@ -22,6 +23,7 @@ from rung.defaults import START_HIGH, STRONGER
 from rung.routing.scorers import HeuristicScorer
 from rung.types import ChatRequest, Message
 from rung.verify.arithmetic import check
+from rung.verify.repetition import RepetitionVerifier, repeated_share
 
 SMALL = "smollm2-135m"
 
@@ -39,7 +41,7 @@ def main() -> int:
     scorer = HeuristicScorer()
     policies: dict[str, list[tuple[bool, float]]] = {
         "SmolLM2-135M alone": [], "Qwen2.5-Coder-0.5B alone": [],
-        "built-in ladder (router + arithmetic)": [], "ladder without the router": []}
+        "built-in ladder (router + checks)": [], "ladder without the router": []}
     routed_high = escalated = 0
     for v in items:
         small, big = v[SMALL], v[STRONGER]
@@ -47,21 +49,21 @@ def main() -> int:
         req = ChatRequest(messages=(Message("user", str(small["question"])),))
         policies["SmolLM2-135M alone"].append((bool(small["correct"]), s_sec))
         policies["Qwen2.5-Coder-0.5B alone"].append((bool(big["correct"]), b_sec))
-        accepted = check(req, str(small["answer"])).accept
+        accepted = check(req, str(small["answer"])).accept and \
+            repeated_share(str(small["answer"])) < RepetitionVerifier().max_repeated
         cascade = (bool(small["correct"]), s_sec) if accepted else \
             (bool(big["correct"]), s_sec + b_sec)
         policies["ladder without the router"].append(cascade)
         if scorer.score(req) >= START_HIGH:
             routed_high += 1
-            policies["built-in ladder (router + arithmetic)"].append((bool(big["correct"]),
-                                                                      b_sec))
+            policies["built-in ladder (router + checks)"].append((bool(big["correct"]), b_sec))
         else:
             escalated += not accepted
-            policies["built-in ladder (router + arithmetic)"].append(cascade)
+            policies["built-in ladder (router + checks)"].append(cascade)
     n = len(items)
     base = sum(s for _, s in policies["Qwen2.5-Coder-0.5B alone"])
     print(f"{n} items; router sent {routed_high} straight to {STRONGER}; of the rest, "
-          f"arithmetic escalated {escalated}\n")
+          f"the checks escalated {escalated}\n")
     print("| policy | accuracy | compute s/item | compute vs 0.5B alone |")
     print("|---|---|---|---|")
     for name, got in policies.items():
