@@ -46,20 +46,17 @@ from typing import Any, Literal
 
 import numpy as np
 
-from rung.routing.data import Outcome
 from rung.routing.metrics import evaluate
 from rung.routing.scorers import Scorer
 from rung.routing.steps import read_step
 from rung.store.feedback import Feedback
 from rung.store.trace import Trace
-from rung.types import ChatRequest, Message, Role
+from rung.types import ChatRequest
 from rung.types import Outcome as AttemptOutcome
 
 HOLDOUT = 0.2
 MIN_HOLDOUT = 20
 GOOD = 0.5  # a mean feedback score at or above this is "right"
-_ROLES: dict[str, Role] = {"system": "system", "user": "user", "assistant": "assistant",
-                           "tool": "tool"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,16 +72,9 @@ class Label:
     def prompt(self) -> str:
         return read_step(self.request).text
 
-    def outcome(self) -> Outcome:
-        return Outcome(prompt=self.prompt, weak_correct=self.ok, strong_correct=True,
-                       benchmark="traffic")
-
 
 def _request(t: Trace) -> ChatRequest | None:
-    if not t.messages:
-        return None  # redacted: nothing to learn the prompt from
-    msgs = tuple(Message(_ROLES[m["role"]], str(m.get("content") or "")) for m in t.messages
-                 if isinstance(m, dict) and m.get("role") in _ROLES)
+    msgs = t.conversation  # none when redacted: nothing to learn the prompt from
     return ChatRequest(messages=msgs) if msgs else None
 
 

@@ -14,7 +14,7 @@ import random
 from rung.cascade import Cascade
 from rung.store.base import TraceStore
 from rung.store.trace import Trace
-from rung.types import Answer, ChatRequest, Chunk, Judged, Message
+from rung.types import Answer, ChatRequest, Chunk, Judged
 from rung.verify.judge import JudgeVerifier
 
 log = logging.getLogger("rung.drift")
@@ -42,8 +42,7 @@ class SampledJudge:
 
     async def _judge_one(self, trace: Trace) -> None:
         assert trace.messages is not None and trace.response is not None
-        request = ChatRequest(messages=tuple(Message(m["role"], m["content"])  # type: ignore[arg-type]
-                                             for m in trace.messages))
+        request = ChatRequest(messages=trace.conversation)
         answer = Answer(tier=trace.tier or "", chunks=[Chunk(text=trace.response)])
         try:
             verdict = await self._judge.verify(request, answer, self._cascade.generate)

@@ -58,15 +58,13 @@ class Shadow:
         if len(self._tasks) >= self._max:
             self._metrics.shadows.labels("skipped").inc()
             return
-        task = asyncio.create_task(self._compare(trace.id, trace.messages, trace.response))
+        task = asyncio.create_task(self._compare(trace.id, trace.conversation, trace.response))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _compare(self, trace_id: str, messages: list[dict[str, str]],
+    async def _compare(self, trace_id: str, messages: tuple[Message, ...],
                        answered: str) -> None:
-        request = ChatRequest(messages=tuple(
-            Message(m["role"], str(m.get("content") or ""))  # type: ignore[arg-type]
-            for m in messages), temperature=0.0)
+        request = ChatRequest(messages=messages, temperature=0.0)
         try:
             answer = await self._cascade.generate(self.tier, request)
         except Exception:

@@ -7,7 +7,10 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from rung.types import Message, Route, ToolCall, ToolChoice, ToolSpec
+from rung.types import Message, Role, Route, ToolCall, ToolChoice, ToolSpec
+
+_ROLES: dict[str, Role] = {"system": "system", "user": "user", "assistant": "assistant",
+                           "tool": "tool"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +111,13 @@ class Trace:
     def tool_use(self) -> ToolUse:
         """The stored tool use, read back as the typed record."""
         return ToolUse.from_dict(self.tools)
+
+    @property
+    def conversation(self) -> tuple[Message, ...]:
+        """The stored turns as messages (role and content; none when redacted), for
+        asking a tier about this request again (a judge, a shadow, a learned router)."""
+        return tuple(Message(_ROLES[m["role"]], str(m.get("content") or ""))
+                     for m in self.messages or () if m.get("role") in _ROLES)
 
 
 def prompt_hash(messages: tuple[Message, ...]) -> str:
