@@ -41,6 +41,12 @@ class ToolCall:
         return {"id": self.id, "type": "function",
                 "function": {"name": self.name, "arguments": self.arguments}}
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ToolCall:
+        f = d.get("function") or {}
+        return cls(str(d.get("id") or ""), str(f.get("name") or ""),
+                   str(f.get("arguments") or ""))
+
 
 @dataclass(frozen=True, slots=True)
 class ToolCallDelta:
@@ -86,6 +92,16 @@ class Message:
         if self.name is not None:
             d["name"] = self.name
         return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Message:
+        """A turn :meth:`as_dict` wrote (roles outside :data:`Role` are refused)."""
+        role = d.get("role")
+        if role not in ("system", "user", "assistant", "tool"):
+            raise ValueError(f"not a stored turn's role: {role!r}")
+        return cls(role, str(d.get("content") or ""),
+                   tool_calls=tuple(ToolCall.from_dict(c) for c in d.get("tool_calls") or ()),
+                   tool_call_id=d.get("tool_call_id"), name=d.get("name"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from typing import Protocol
 
 from rung.errors import ConfigError
 from rung.store.feedback import Feedback
+from rung.store.responses import StoredResponse
 from rung.store.trace import Trace
 
 
@@ -41,6 +42,16 @@ class TraceStore(Protocol):
     def feedback(self, *, trace_id: str | None = None, since: float | None = None,
                  until: float | None = None) -> list[Feedback]:
         """Feedback, oldest first: on one trace, or given in ``[since, until)``."""
+        ...
+
+    def put_response(self, r: StoredResponse) -> None:
+        """From a worker thread: return once the response is committed."""
+        ...
+
+    def get_response(self, response_id: str) -> StoredResponse | None: ...
+
+    def delete_response(self, response_id: str) -> bool:
+        """Whether a kept response was deleted (False: there was none)."""
         ...
 
     def count(self) -> int: ...

@@ -21,8 +21,10 @@ from psycopg import conninfo
 
 from rung.errors import ConfigError
 from rung.store import feedback as fb_sql
+from rung.store import responses as resp_sql
 from rung.store.batching import BatchWriter, Item, filter_sql, json_text
 from rung.store.feedback import Feedback
+from rung.store.responses import StoredResponse
 from rung.store.sqlite import COLUMNS
 from rung.store.trace import Trace
 
@@ -88,6 +90,16 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX feedback_trace ON feedback(trace_id);
     CREATE INDEX feedback_time ON feedback(time);
+    """,
+    """
+    CREATE TABLE responses (
+        id TEXT PRIMARY KEY,
+        time DOUBLE PRECISION NOT NULL,
+        key_id TEXT,
+        body TEXT NOT NULL,
+        turns TEXT NOT NULL
+    );
+    CREATE INDEX responses_time ON responses(time);
     """,
 )
 
@@ -242,6 +254,20 @@ class PostgresStore:
         sql, args = fb_sql.select_sql("%s", trace_id=trace_id, since=since, until=until)
         with connect(self._url) as reader:
             return [fb_sql.from_row(r) for r in reader.execute(sql, args).fetchall()]
+
+    def put_response(self, r: StoredResponse) -> None:
+        """Commit one kept response (from a worker thread; its own connection)."""
+        with connect(self._url) as conn:
+            conn.execute(resp_sql.insert_sql("%s"), resp_sql.to_row(r))
+
+    def get_response(self, response_id: str) -> StoredResponse | None:
+        with connect(self._url) as reader:
+            row = reader.execute(resp_sql.select_sql("%s"), (response_id,)).fetchone()
+        return resp_sql.from_row(row) if row else None
+
+    def delete_response(self, response_id: str) -> bool:
+        with connect(self._url) as conn:
+            return conn.execute(resp_sql.delete_sql("%s"), (response_id,)).rowcount > 0
 
     def count(self) -> int:
         with connect(self._url) as reader:

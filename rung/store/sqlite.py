@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from rung.store import feedback as fb_sql
+from rung.store import responses as resp_sql
 from rung.store.batching import BatchWriter, Item, filter_sql, json_text
 from rung.store.feedback import Feedback
+from rung.store.responses import StoredResponse
 from rung.store.trace import Trace
 
 # Append-only: never edit a shipped migration, add the next one.
@@ -81,6 +83,17 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX feedback_trace ON feedback(trace_id);
     CREATE INDEX feedback_time ON feedback(time);
+    """,
+    # Responses kept for previous_response_id (POST /v1/responses): rung.store.responses.
+    """
+    CREATE TABLE responses (
+        id TEXT PRIMARY KEY,
+        time REAL NOT NULL,
+        key_id TEXT,
+        body TEXT NOT NULL,
+        turns TEXT NOT NULL
+    );
+    CREATE INDEX responses_time ON responses(time);
     """,
 )
 
@@ -205,6 +218,31 @@ class SqliteStore:
             return [fb_sql.from_row(r) for r in reader.execute(sql, args)]
         finally:
             reader.close()
+
+    def put_response(self, r: StoredResponse) -> None:
+        """Commit one kept response (from a worker thread; its own connection)."""
+        conn = sqlite3.connect(self.path, timeout=5.0)
+        try:
+            with conn:
+                conn.execute(resp_sql.insert_sql("?"), resp_sql.to_row(r))
+        finally:
+            conn.close()
+
+    def get_response(self, response_id: str) -> StoredResponse | None:
+        reader = sqlite3.connect(self.path)
+        try:
+            row = reader.execute(resp_sql.select_sql("?"), (response_id,)).fetchone()
+        finally:
+            reader.close()
+        return resp_sql.from_row(row) if row else None
+
+    def delete_response(self, response_id: str) -> bool:
+        conn = sqlite3.connect(self.path, timeout=5.0)
+        try:
+            with conn:
+                return conn.execute(resp_sql.delete_sql("?"), (response_id,)).rowcount > 0
+        finally:
+            conn.close()
 
     def count(self) -> int:
         reader = sqlite3.connect(self.path)
