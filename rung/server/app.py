@@ -23,6 +23,7 @@ from rung.server.chat import chat_completions
 from rung.server.dashboard import add_dashboard_routes
 from rung.server.errors import plain_error
 from rung.server.feedback import post_feedback
+from rung.server.responses import add_routes as add_responses_routes
 from rung.server.shadow import Shadow
 from rung.server.sinks import (
     JudgeSink,
@@ -183,6 +184,7 @@ def create_app(config: Config, *, gateway: Gateway | None = None,
     app.on_cleanup.append(on_cleanup)
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_post("/v1/feedback", post_feedback)
+    add_responses_routes(app)
     app.router.add_get("/v1/models", list_models)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/openapi.json", openapi_json)

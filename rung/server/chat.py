@@ -43,8 +43,13 @@ _ID_PREFIX = os.urandom(8).hex()
 _ID_COUNTER = itertools.count()
 
 
+def new_id(prefix: str) -> str:
+    """``prefix`` then 32 hex digits, unique across processes (``chatcmpl-``, ``resp_``)."""
+    return f"{prefix}{_ID_PREFIX}{next(_ID_COUNTER):016x}"
+
+
 def _request_id() -> str:
-    return f"chatcmpl-{_ID_PREFIX}{next(_ID_COUNTER):016x}"
+    return new_id("chatcmpl-")
 
 
 def route_headers(route: Route) -> dict[str, str]:
@@ -100,7 +105,7 @@ class Exchange:
             await sink(done)
 
 
-async def _read_body(request: web.Request, limit: int) -> bytes:
+async def read_body(request: web.Request, limit: int) -> bytes:
     try:
         if request.content_length is not None and request.content_length > limit:
             raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
@@ -135,7 +140,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             key = access.authenticate(request.headers.get("Authorization"))
             ex.trace.key_id = key.id
             access.admit(key)
-        raw = await _read_body(request, config.server.max_body_bytes)
+        raw = await read_body(request, config.server.max_body_bytes)
         parse = functools.partial(_parse, raw, ex.trace, max_messages=config.server.max_messages)
         # A body of megabytes takes tens of milliseconds to parse, hash and copy: not on
         # the event loop (a small one is faster inline than a hop to a thread).

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
+
 from rung import __version__
 from rung.server.feedback import FeedbackBody
+from rung.server.responses_wire import ResponsesBody
 from rung.server.wire import ChatCompletionBody
 
 _ERROR = {
@@ -24,6 +27,14 @@ _ERROR = {
 def _errors(*codes: int) -> dict[str, Any]:
     return {str(c): {"description": "error", "content": {"application/json": {
         "schema": {"$ref": "#/components/schemas/Error"}}}} for c in codes}
+
+
+def _schema(model: type[BaseModel]) -> dict[str, Any]:
+    """``model``'s schema and the schemas it refers to, as components."""
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}",
+                                     by_alias=True)
+    defs = schema.pop("$defs", {})
+    return {model.__name__: schema, **defs}
 
 
 def openapi() -> dict[str, Any]:
@@ -47,6 +58,16 @@ def openapi() -> dict[str, Any]:
                                 "type": "object"}}, "text/event-stream": {
                                 "schema": {"type": "string"}}}},
                     **_errors(400, 401, 404, 413, 429, 502, 503, 504)}}},
+            "/v1/responses": {"post": {
+                "operationId": "createResponse",
+                "requestBody": {"required": True, "content": {"application/json": {
+                    "schema": {"$ref": "#/components/schemas/ResponsesBody"}}}},
+                "responses": {
+                    "200": {"description": "A response, or typed SSE events when stream is "
+                            "true", "content": {"application/json": {"schema": {
+                                "type": "object"}}, "text/event-stream": {
+                                "schema": {"type": "string"}}}},
+                    **_errors(400, 401, 404, 413, 429, 502, 503, 504)}}},
             "/v1/feedback": {"post": {
                 "operationId": "createFeedback",
                 "requestBody": {"required": True, "content": {"application/json": {
@@ -60,5 +81,6 @@ def openapi() -> dict[str, Any]:
         },
         "components": {"schemas": {
             "ChatCompletionBody": body, "Error": _ERROR, **defs,
-            "FeedbackBody": FeedbackBody.model_json_schema(by_alias=True)}},
+            "FeedbackBody": FeedbackBody.model_json_schema(by_alias=True),
+            **_schema(ResponsesBody)}},
     }

@@ -153,3 +153,49 @@ async def test_a_tool_loop_on_the_ladder_of_examples_tools_toml() -> None:
                                         timeout=60 * TIMEOUT_S)
     assert RAN and RAN[0] == (24.0, "fahrenheit")
     assert isinstance(result.final_output, str) and "75" in result.final_output
+
+
+def _default_model_run(gw: Gateway) -> tuple[Agent[None], object]:
+    """The SDK's default model: the OpenAI provider's Responses model, on rung's
+    ``/v1/responses``."""
+    from agents import RunConfig
+    from agents.models.openai_provider import OpenAIProvider
+
+    client = AsyncOpenAI(base_url=gw.base_url, api_key="unused", timeout=TIMEOUT_S,
+                         max_retries=0)
+    agent = Agent(name="converter", instructions=SYSTEM["content"],
+                  tools=[convert_temperature], model=gw.tier)
+    return agent, RunConfig(model_provider=OpenAIProvider(openai_client=client))
+
+
+async def test_the_default_responses_model_runs_the_tool_loop() -> None:
+    with gateway([CALL], reply=FINAL) as gw:
+        agent, run_config = _default_model_run(gw)
+        result = await asyncio.wait_for(
+            Runner.run(agent, USER["content"], max_turns=3, run_config=run_config),  # type: ignore[arg-type]
+            timeout=3 * TIMEOUT_S)
+        assert result.final_output == FINAL
+        assert RAN == [(24.0, "fahrenheit")]
+        first, second = gw.upstream.bodies or []
+        assert first["messages"] == [SYSTEM, USER]
+        assert second["messages"] == [
+            SYSTEM, USER,
+            {"role": "assistant", "content": None, "tool_calls": [CALL.as_dict()]},
+            {"role": "tool", "content": "75.2", "tool_call_id": "call_a1"},
+        ]
+
+
+async def test_the_default_responses_model_streams_the_tool_loop() -> None:
+    with gateway([CALL], reply=FINAL) as gw:
+        agent, run_config = _default_model_run(gw)
+        run = Runner.run_streamed(agent, USER["content"], max_turns=3,
+                                  run_config=run_config)  # type: ignore[arg-type]
+
+        async def drain() -> list[str]:
+            return [e.type async for e in run.stream_events()]
+
+        kinds = await asyncio.wait_for(drain(), timeout=3 * TIMEOUT_S)
+        assert run.final_output == FINAL
+        assert RAN == [(24.0, "fahrenheit")]
+        assert "raw_response_event" in kinds
+        assert [b["stream"] for b in gw.upstream.bodies or []] == [True, True]
