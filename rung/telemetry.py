@@ -48,17 +48,18 @@ class Telemetry:
                 "server.address": b.base_url}
 
     def emit(self, trace: Trace, end_ns: int, route: Route | None = None) -> None:
-        """One ``chat`` span for the request, a child per tier attempt (``route``: the
-        trace's typed route, when the caller has it already)."""
+        """One ``chat`` (or ``embeddings``) span for the request, a child per tier
+        attempt (``route``: the trace's typed route, when the caller has it already)."""
         from opentelemetry import trace as otel
         from opentelemetry.trace import Status, StatusCode
 
         route = route if route is not None else trace.routing
         start_ns = int(trace.time * 1e9)
+        op = trace.endpoint  # "chat", or "embeddings"
         span = self._tracer.start_span(
-            f"chat {trace.model or '?'}", kind=otel.SpanKind.SERVER, start_time=start_ns,
+            f"{op} {trace.model or '?'}", kind=otel.SpanKind.SERVER, start_time=start_ns,
             attributes={
-                "gen_ai.operation.name": "chat", "gen_ai.provider.name": "rung",
+                "gen_ai.operation.name": op, "gen_ai.provider.name": "rung",
                 "gen_ai.request.model": trace.model, "gen_ai.response.model": trace.tier or "",
                 "gen_ai.response.id": trace.id,
                 "gen_ai.usage.input_tokens": trace.input_tokens,

@@ -1,8 +1,9 @@
 """A minimal OpenAI-compatible upstream that answers instantly, for benchmarks and tests.
 
 It is a real HTTP server (aiohttp) on loopback. It answers ``/v1/chat/completions``
-with a fixed reply (or an echo of the last user message), streaming or not, and can be
-told to fail, stall or hang so that tests can drive rung's fallbacks, or to call tools.
+with a fixed reply (or an echo of the last user message), streaming or not, and
+``/v1/embeddings`` with deterministic vectors; it can be told to fail, stall or hang so
+that tests can drive rung's fallbacks, or to call tools.
 
     python -m rung.devtools.upstream --port 9000
 """
@@ -11,11 +12,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import orjson
 from aiohttp import web
 
@@ -144,6 +148,33 @@ async def _tool_calls(request: web.Request, body: dict[str, Any],
     return resp
 
 
+async def _embeddings(request: web.Request) -> web.Response:
+    """Deterministic vectors (8 dimensions, or ``dimensions``) made from each input's
+    hash, float or base64 as asked; token-id arrays are accepted, as OpenAI does."""
+    b = request.app[BEHAVIOUR]
+    b.calls += 1
+    body: dict[str, Any] = orjson.loads(await request.read())
+    b.last_body = body
+    if b.fail_status is not None:
+        return web.Response(status=b.fail_status, content_type="application/json",
+                            body=orjson.dumps({"error": {"message": "scripted failure",
+                                                         "type": "invalid_request_error"}}))
+    raw = body.get("input")
+    inputs = [raw] if isinstance(raw, str) or (raw and isinstance(raw[0], int)) else raw
+    dim = int(body.get("dimensions") or 8)
+    data, tokens = [], 0
+    for i, x in enumerate(inputs or []):
+        seed = int.from_bytes(hashlib.sha256(orjson.dumps(x)).digest()[:8], "little")
+        vec = np.random.default_rng(seed).standard_normal(dim).astype("<f4")
+        tokens += len(x) if isinstance(x, list) else len(str(x).split())
+        emb: Any = base64.b64encode(vec.tobytes()).decode() \
+            if body.get("encoding_format") == "base64" else vec.tolist()
+        data.append({"object": "embedding", "index": i, "embedding": emb})
+    return web.Response(content_type="application/json", body=orjson.dumps({
+        "object": "list", "data": data, "model": body.get("model", "upstream"),
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}))
+
+
 async def _models(request: web.Request) -> web.Response:
     """What any OpenAI-compatible server lists (a readiness probe for scripts)."""
     return web.json_response({"object": "list", "data": [
@@ -154,6 +185,7 @@ def create_upstream_app(behaviour: UpstreamBehaviour | None = None) -> web.Appli
     app = web.Application()
     app[BEHAVIOUR] = behaviour or UpstreamBehaviour()
     app.router.add_post("/v1/chat/completions", _chat)
+    app.router.add_post("/v1/embeddings", _embeddings)
     app.router.add_get("/v1/models", _models)
     return app
 

@@ -236,8 +236,11 @@ def compare_windows(
     options: DriftOptions | None = None,
 ) -> DriftReport:
     """Read both windows (``(since, until)`` unix seconds, None = open) and compare them."""
-    ref = list(store.query(since=reference[0], until=reference[1], errors=False))
-    rec = list(store.query(since=recent[0], until=recent[1], errors=False))
+    # Chat requests only: embedding traffic has no prompt or answer to drift.
+    ref = [t for t in store.query(since=reference[0], until=reference[1], errors=False)
+           if t.endpoint == "chat"]
+    rec = [t for t in store.query(since=recent[0], until=recent[1], errors=False)
+           if t.endpoint == "chat"]
     # feedback comes after its answer: all of it since the reference window began
     return compare(ref, rec, options=options, feedback=store.feedback(since=reference[0]))
 

@@ -108,6 +108,11 @@ class MiniLM:
 
     def embed(self, texts: Sequence[str], *, batch_size: int = 32) -> F32:
         """Embed texts in length-sorted batches (padding is masked, so order is free)."""
+        return self.embed_counted(texts, batch_size=batch_size)[0]
+
+    def embed_counted(self, texts: Sequence[str], *, batch_size: int = 32) -> tuple[F32, int]:
+        """The vectors and the number of tokens embedded (after truncation to
+        ``MAX_TOKENS``, [CLS] and [SEP] included): what ``/v1/embeddings`` reports."""
         encs = self._tok.encode_batch(list(texts))
         ids = [np.asarray(e.ids, dtype=np.int64) for e in encs]
         out = np.zeros((len(ids), self.dim), dtype=np.float32)
@@ -121,7 +126,7 @@ class MiniLM:
                 batch[row, : len(ids[i])] = ids[i]
                 mask[row, : len(ids[i])] = 1.0
             out[idx] = self._forward(batch, mask)
-        return out
+        return out, sum(len(i) for i in ids)
 
     def _forward(self, ids: npt.NDArray[np.int64], mask: F32) -> F32:
         w = self._w

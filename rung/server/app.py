@@ -21,6 +21,7 @@ from rung.metrics import Metrics
 from rung.server.banner import banner
 from rung.server.chat import chat_completions
 from rung.server.dashboard import add_dashboard_routes
+from rung.server.embeddings import EMBEDDINGS, add_embeddings
 from rung.server.errors import plain_error
 from rung.server.feedback import post_feedback
 from rung.server.responses import add_routes as add_responses_routes
@@ -62,6 +63,8 @@ async def list_models(request: web.Request) -> web.Response:
     data = [{"id": config.alias, "object": "model", "created": created, "owned_by": "rung"}]
     data += [{"id": t.name, "object": "model", "created": created, "owned_by": "rung"}
              for t in config.tiers]
+    data += [{"id": name, "object": "model", "created": created, "owned_by": "rung"}
+             for name in request.app[EMBEDDINGS].tiers]
     return web.json_response({"object": "list", "data": data})
 
 
@@ -191,6 +194,7 @@ def create_app(config: Config, *, gateway: Gateway | None = None,
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_endpoint)
     add_dashboard_routes(app)
+    add_embeddings(app)
     return app
 
 

@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from rung import __version__
+from rung.server.embeddings import EmbeddingsBody
 from rung.server.feedback import FeedbackBody
 from rung.server.responses_wire import ResponsesBody
 from rung.server.wire import ChatCompletionBody
@@ -73,6 +74,12 @@ def openapi() -> dict[str, Any]:
                 "requestBody": {"required": True, "content": {"application/json": {
                     "schema": {"$ref": "#/components/schemas/FeedbackBody"}}}},
                 "responses": {"200": ok_json, **_errors(400, 401, 403, 404, 413)}}},
+            "/v1/embeddings": {"post": {
+                "operationId": "createEmbedding",
+                "requestBody": {"required": True, "content": {"application/json": {
+                    "schema": {"$ref": "#/components/schemas/EmbeddingsBody"}}}},
+                "responses": {"200": ok_json, **_errors(400, 401, 404, 413, 429, 502, 503,
+                                                         504)}}},
             "/v1/models": {"get": {"operationId": "listModels",
                                    "responses": {"200": ok_json, **_errors(401)}}},
             "/healthz": {"get": {"operationId": "healthz", "responses": {"200": ok_json}}},
@@ -82,5 +89,5 @@ def openapi() -> dict[str, Any]:
         "components": {"schemas": {
             "ChatCompletionBody": body, "Error": _ERROR, **defs,
             "FeedbackBody": FeedbackBody.model_json_schema(by_alias=True),
-            **_schema(ResponsesBody)}},
+            **_schema(ResponsesBody), **_schema(EmbeddingsBody)}},
     }

@@ -170,20 +170,29 @@ class _Keeper:
     key: ApiKey | None
     enabled: bool
 
-    async def keep(self, rid: str, body: dict[str, Any], answer: _Answer) -> bool:
-        """Whether the response is kept. A store that fails is logged, and the client is
-        told (``store: false``) rather than denied its answer."""
+    def soon(self, rid: str, body: dict[str, Any],
+             answer: _Answer) -> asyncio.Future[None] | None:
+        """Start keeping the response (it is committed with the request's trace, which
+        the caller writes next); None when it is not to be kept."""
         if not self.enabled:
-            return False
+            return None
         said = Message("assistant", "".join(answer.text), tool_calls=answer.tool_calls())
         kept = StoredResponse(rid, time.time(), self.key.id if self.key else None, body,
                               (*self.history, *self.parsed.turns, said))
-        try:
-            await asyncio.to_thread(self.store.put_response, kept)
-        except Exception:  # the answer exists; only its keeping failed
-            log.exception("could not keep response %s", rid)
-            return False
-        return True
+        return self.store.keep_response_soon(kept)
+
+
+async def _kept_ok(fut: asyncio.Future[None] | None, rid: str) -> bool:
+    """Whether the response was kept. A store that failed is logged, and the client is
+    told (``store: false``) rather than denied its answer."""
+    if fut is None:
+        return False
+    try:
+        await fut
+    except Exception:  # the answer exists; only its keeping failed
+        log.exception("could not keep response %s", rid)
+        return False
+    return True
 
 
 def _body(p: rw.ParsedResponses, reply: Reply, ex: Exchange, answer: _Answer, *,
@@ -193,7 +202,7 @@ def _body(p: rw.ParsedResponses, reply: Reply, ex: Exchange, answer: _Answer, *,
     return rw.response_json(
         p, rid=rid, created=ex.trace.time, model=route.tier or route.requested,
         status=status, incomplete=why, output=answer.output(), usage=answer.last.usage,
-        stored=stored, rung=ex.shown if ex.shown is not None else route.as_dict(answers=False))
+        stored=stored, rung=route.as_dict(answers=False))
 
 
 async def _full(reply: Reply, ex: Exchange, p: rw.ParsedResponses, keep: _Keeper, *,
@@ -212,10 +221,11 @@ async def _full(reply: Reply, ex: Exchange, p: rw.ParsedResponses, keep: _Keeper
         answer.last = chunk
     if answer.text and any(answer.text) and answer.message is None:
         answer.message = (new_id("msg_"), -1)  # text comes first in a buffered answer
+    body = _body(p, reply, ex, answer, rid=rid, stored=keep.enabled)
+    kept = keep.soon(rid, body, answer)
     await ex.finish(usage=answer.last.usage, text="".join(answer.text),
                     calls=answer.tool_calls())
-    body = _body(p, reply, ex, answer, rid=rid, stored=keep.enabled)
-    body["store"] = await keep.keep(rid, body, answer)
+    body["store"] = await _kept_ok(kept, rid)
     return web.Response(body=orjson.dumps(body), content_type="application/json",
                         headers=route_headers(reply.route))
 
@@ -263,10 +273,11 @@ async def _stream(request: web.Request, reply: Reply, ex: Exchange, p: rw.Parsed
                 chunk = await it.__anext__()
             except StopAsyncIteration:
                 chunk = None
+        body = _body(p, reply, ex, answer, rid=rid, stored=keep.enabled)
+        kept = keep.soon(rid, body, answer)
         await ex.finish(usage=answer.last.usage, text="".join(answer.text),
                         calls=answer.tool_calls())
-        body = _body(p, reply, ex, answer, rid=rid, stored=keep.enabled)
-        body["store"] = await keep.keep(rid, body, answer)
+        body["store"] = await _kept_ok(kept, rid)
         await _stream_done(ev, answer, body)
         status = body["status"]
         await ev.send("response.completed" if status == "completed" else "response.incomplete",

@@ -210,7 +210,8 @@ def summarize(
     ``tools``: the share of requests that offered tools, and per tool (at most
     ``MAX_TOOLS``, most called first) its calls and escalation rate (see ``_Tools``).
     ``satisfaction``: the ``feedback`` on the window's answers, by answering tier, whole
-    and per bucket (see ``_Satisfaction``).
+    and per bucket (see ``_Satisfaction``). ``embeddings``: requests to ``/v1/embeddings``
+    (count, errors, tokens, cost), which the rest leaves out.
     """
     step = bucket_seconds(until - since)
     first = math.floor(since / step) * step
@@ -224,7 +225,14 @@ def summarize(
         scores.setdefault(fb.trace_id, []).append(fb.score)
     satisfaction = _Satisfaction(scores, n)
     top = config.ladder_tiers[-1].cost
+    embeddings = {"requests": 0, "errors": 0, "input_tokens": 0, "cost": 0.0}
     for t in traces:
+        if t.endpoint != "chat":  # /v1/embeddings: counted apart, out of the chat charts
+            embeddings["requests"] += 1
+            embeddings["errors"] += t.status != "ok"
+            embeddings["input_tokens"] += t.input_tokens
+            embeddings["cost"] += t.cost
+            continue
         i = min(n - 1, max(0, int((t.time - first) // step)))
         buckets[i].add(t, top)
         total.add(t, top)
@@ -262,6 +270,7 @@ def summarize(
         "top_tier": config.ladder_tiers[-1].name,
         "tools": tools.as_dict(total.requests),
         "satisfaction": satisfaction.as_dict(),
+        "embeddings": embeddings,
         "buckets": [{"t": first + i * step} | b.as_dict() for i, b in enumerate(buckets)],
     }
 

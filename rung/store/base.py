@@ -44,8 +44,8 @@ class TraceStore(Protocol):
         """Feedback, oldest first: on one trace, or given in ``[since, until)``."""
         ...
 
-    def put_response(self, r: StoredResponse) -> None:
-        """From a worker thread: return once the response is committed."""
+    def keep_response_soon(self, r: StoredResponse) -> asyncio.Future[None]:
+        """From the event loop: a future done once the response is kept."""
         ...
 
     def get_response(self, response_id: str) -> StoredResponse | None: ...

@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 import orjson
 
+from rung.store.responses import StoredResponse
 from rung.store.trace import Trace
 
 
@@ -35,7 +36,10 @@ class Slot:
         self.error = exc
 
 
-Item = tuple[Trace, Slot]
+# What a store writes: traces, and responses kept for previous_response_id (committed in
+# the same transactions, so keeping a response costs no commit of its own).
+Row = Trace | StoredResponse
+Item = tuple[Row, Slot]
 # A hand-off: the items, and where to tell their waiters (a loop's futures, or an event).
 _Entry = tuple[list[Item], "asyncio.AbstractEventLoop | None", "list[asyncio.Future[None]]",
                "threading.Event | None"]
@@ -82,11 +86,11 @@ class BatchWriter:
                 elif loop is not None and not loop.is_closed():
                     loop.call_soon_threadsafe(_settle, items, futures)
 
-    async def write(self, trace: Trace) -> None:
+    async def write(self, trace: Row) -> None:
         """From the event loop: return once the trace is committed."""
         await self.write_soon(trace)
 
-    def write_soon(self, trace: Trace) -> asyncio.Future[None]:
+    def write_soon(self, trace: Row) -> asyncio.Future[None]:
         """From the event loop: a future done once the trace is committed (what the
         server awaits: a future, unlike a coroutine, is shielded without a task)."""
         loop = asyncio.get_running_loop()
@@ -106,7 +110,7 @@ class BatchWriter:
             if pending is not None:
                 self._queue.put((pending[0], loop, pending[1], None))
 
-    def write_sync(self, trace: Trace) -> None:
+    def write_sync(self, trace: Row) -> None:
         slot, done = Slot(), threading.Event()
         self._queue.put(([(trace, slot)], None, [], done))
         done.wait()

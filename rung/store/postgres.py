@@ -11,6 +11,7 @@ cannot hold NUL, so NUL characters are stored as U+FFFD.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Iterator
@@ -212,7 +213,12 @@ class PostgresStore:
         if self._conn is None or self._conn.closed:
             self._conn = connect(self._url)
         with self._conn.transaction(), self._conn.cursor() as cur:
-            cur.executemany(_INSERT, [to_row(t) for t, _ in batch])
+            traces = [to_row(t) for t, _ in batch if isinstance(t, Trace)]
+            kept = [resp_sql.to_row(r) for r, _ in batch if isinstance(r, StoredResponse)]
+            if traces:
+                cur.executemany(_INSERT, traces)
+            if kept:
+                cur.executemany(resp_sql.insert_sql("%s"), kept)
 
     def _reset(self) -> None:
         if self._conn is not None:
@@ -255,10 +261,10 @@ class PostgresStore:
         with connect(self._url) as reader:
             return [fb_sql.from_row(r) for r in reader.execute(sql, args).fetchall()]
 
-    def put_response(self, r: StoredResponse) -> None:
-        """Commit one kept response (from a worker thread; its own connection)."""
-        with connect(self._url) as conn:
-            conn.execute(resp_sql.insert_sql("%s"), resp_sql.to_row(r))
+    def keep_response_soon(self, r: StoredResponse) -> asyncio.Future[None]:
+        """From the event loop: a future done once the response is kept (it is committed
+        with the traces written meanwhile)."""
+        return self._writer.write_soon(r)
 
     def get_response(self, response_id: str) -> StoredResponse | None:
         with connect(self._url) as reader:

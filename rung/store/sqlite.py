@@ -7,6 +7,7 @@ everything queued while the previous commit ran).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from collections.abc import Iterator
@@ -167,7 +168,12 @@ class SqliteStore:
     def _commit(self, batch: list[Item]) -> None:
         try:
             self._conn.execute("BEGIN")
-            self._conn.executemany(_INSERT, [to_row(t) for t, _ in batch])
+            traces = [to_row(t) for t, _ in batch if isinstance(t, Trace)]
+            kept = [resp_sql.to_row(r) for r, _ in batch if isinstance(r, StoredResponse)]
+            if traces:
+                self._conn.executemany(_INSERT, traces)
+            if kept:
+                self._conn.executemany(resp_sql.insert_sql("?"), kept)
             self._conn.execute("COMMIT")
         except Exception as exc:  # noqa: BLE001 - every waiter must hear about it
             if self._conn.in_transaction:
@@ -219,14 +225,10 @@ class SqliteStore:
         finally:
             reader.close()
 
-    def put_response(self, r: StoredResponse) -> None:
-        """Commit one kept response (from a worker thread; its own connection)."""
-        conn = sqlite3.connect(self.path, timeout=5.0)
-        try:
-            with conn:
-                conn.execute(resp_sql.insert_sql("?"), resp_sql.to_row(r))
-        finally:
-            conn.close()
+    def keep_response_soon(self, r: StoredResponse) -> asyncio.Future[None]:
+        """From the event loop: a future done once the response is kept (it is committed
+        with the traces written meanwhile)."""
+        return self._writer.write_soon(r)
 
     def get_response(self, response_id: str) -> StoredResponse | None:
         reader = sqlite3.connect(self.path)

@@ -103,6 +103,12 @@ class Trace:
         return d
 
     @property
+    def endpoint(self) -> str:
+        """The API the request came to: ``"chat"``, or what its route names
+        (``"embeddings"``), so that what reads chat traces can leave the others out."""
+        return str(self.route.get("endpoint") or "chat")
+
+    @property
     def routing(self) -> Route:
         """The stored route, read back as the typed record (any stored shape reads)."""
         return Route.from_dict(self.route, requested=self.model)

