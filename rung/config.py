@@ -252,6 +252,27 @@ class TierConfig(_Frozen):
     ladder: bool = Field(
         True, description="On the alias's ladder. false: a helper tier that only answers "
         "verifiers (a judge, a cross-check) and requests naming or pinning it.")
+    input: tuple[Literal["text", "image", "audio", "file"], ...] | None = Field(
+        None, description="What this tier takes besides text: a request with image, audio "
+        "or file parts goes only to tiers that take them (routing skips the others; a "
+        "request naming one that cannot gets a 400). Default: everything for an openai "
+        "tier (passed through; the upstream decides), text only for a llama tier, which "
+        "cannot take more.")
+
+    @model_validator(mode="after")
+    def _local_takes_text(self) -> TierConfig:
+        if self.backend.type == "llama" and set(self.input or ()) - {"text"}:
+            raise ValueError(f"tier {self.name!r}: a llama tier takes text only, not "
+                             f"{', '.join(sorted(set(self.input or ()) - {'text'}))}")
+        return self
+
+    def takes(self, media: frozenset[str]) -> bool:
+        """Whether this tier takes a request whose turns carry ``media``."""
+        if not media:
+            return True
+        if self.input is None:
+            return self.backend.type == "openai"
+        return media <= set(self.input)
 
 
 class ScorerConfig(_Frozen):

@@ -127,7 +127,25 @@ class Gateway:
             held = self.sticky.get(key, time.monotonic())
             decision = sticky_start(decision, held, names)
         route.start, route.reason = decision.tier, decision.reason
-        return names[decision.tier:]
+        plan = names[decision.tier:]
+        media = request.modalities()
+        if media:  # only tiers that take the request's images, audio or files
+            skipped = [n for n in plan if not self._takes(n, media)]
+            plan = [n for n in plan if n not in skipped]
+            if not plan:  # every tier from the start up cannot: the nearest below can
+                plan = [n for n in reversed(names[:decision.tier]) if self._takes(n, media)][:1]
+            if skipped:
+                route.reason += f"; skipped {', '.join(skipped)} (no {_kinds(media)} input)"
+        return plan
+
+    def _takes(self, tier: str, media: frozenset[str]) -> bool:
+        t = self.config.tier(tier)
+        return t is None or t.takes(media)
+
+    def _check_media(self, tier: str, media: frozenset[str]) -> None:
+        if media and not self._takes(tier, media):
+            raise RequestError(f"The tier '{tier}' does not take {_kinds(media)} input.",
+                               param="messages", code="unsupported_content")
 
     def _remember(self, key: str | None, route: RouteDraft) -> None:
         """After a reply: if the tier that answered is above the start, the
@@ -143,12 +161,18 @@ class Gateway:
         """Answer ``request``: a lazy reply. A request that cannot be routed raises here;
         everything else (scoring included) happens as its chunks are read."""
         self.check(model, pin=pin, thresholds=thresholds)
+        media = request.modalities()
         verify = model == self.config.alias and pin is None \
             and not self.config.routing.stream_unverified
         route = RouteDraft(requested=model)
         fixed = self._fixed_plan(model, route, pin=pin)
         if fixed is not None:  # a named tier: straight to the cascade
+            self._check_media(fixed[0], media)
             return Reply(route, self.cascade.run(request, route, fixed, verify=verify))
+        if media and not any(self._takes(n, media) for n in self.ladder):
+            raise RequestError(f"No tier on this gateway takes {_kinds(media)} input: "
+                               "configure an upstream tier that does (tier `input`).",
+                               param="messages", code="unsupported_content")
 
         async def routed() -> AsyncGenerator[Chunk, None]:
             key = self._sticky_key(request, thresholds)
@@ -162,3 +186,7 @@ class Gateway:
                 self._remember(key, route)
 
         return Reply(route, routed())
+
+
+def _kinds(media: frozenset[str]) -> str:
+    return " or ".join(sorted(media))

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
 
+import orjson
+
 Role = Literal["system", "user", "assistant", "tool"]
 FinishReason = Literal["stop", "length", "tool_calls"]
 
@@ -70,21 +72,56 @@ def assemble_tool_calls(deltas: Iterable[ToolCallDelta]) -> tuple[ToolCall, ...]
     return tuple(ToolCall(*calls[i]) for i in sorted(calls))
 
 
+Modality = Literal["image", "audio", "file"]
+_MODALITY: dict[str, Modality] = {"image_url": "image", "input_audio": "audio", "file": "file"}
+
+
+@dataclass(frozen=True, slots=True)
+class ContentPart:
+    """One part of a turn that carries more than text, in the client's order: a text
+    part (``text``), or an image, audio or file part passed through to an upstream tier
+    as the client sent it (``body``: the part's own OpenAI object, as JSON text)."""
+
+    type: Literal["text", "image_url", "input_audio", "file"]
+    text: str = ""
+    body: str = ""
+
+    @property
+    def modality(self) -> Modality | None:
+        return _MODALITY.get(self.type)
+
+    def as_dict(self) -> dict[str, Any]:
+        """OpenAI's chat content part."""
+        if self.type == "text":
+            return {"type": "text", "text": self.text}
+        return {"type": self.type, self.type: orjson.loads(self.body)}
+
+
 @dataclass(frozen=True, slots=True)
 class Message:
     """One turn. An assistant turn may carry ``tool_calls`` (its content then often
     empty); a ``tool`` turn answers the call ``tool_call_id`` with its content."""
 
     role: Role
-    content: str
+    content: str  # the turn's text (its text parts, joined, when it has parts)
     tool_calls: tuple[ToolCall, ...] = ()
     tool_call_id: str | None = None
     name: str | None = None
+    # Only for a turn with an image, audio or file part: every part, in order. Local
+    # tiers never see such a turn (the gateway routes it to tiers that take it).
+    parts: tuple[ContentPart, ...] = ()
+
+    @property
+    def modalities(self) -> frozenset[Modality]:
+        return frozenset(m for p in self.parts if (m := p.modality) is not None)
 
     def as_dict(self) -> dict[str, Any]:
         """Role and content, and the tool keys only where present (so a stored turn
-        without tools keeps the shape traces always had)."""
+        without tools keeps the shape traces always had). A turn with media parts says
+        which (``media``), never their bytes: traces keep text."""
         d: dict[str, Any] = {"role": self.role, "content": self.content}
+        if self.parts:
+            d["media"] = sorted(self.modalities)
         if self.tool_calls:
             d["tool_calls"] = [c.as_dict() for c in self.tool_calls]
         if self.tool_call_id is not None:
@@ -154,6 +191,14 @@ class ChatRequest:
     tools: tuple[ToolSpec, ...] = ()
     tool_choice: ToolChoice | None = None  # None: not given (the model's default)
     parallel_tool_calls: bool | None = None
+
+    def modalities(self) -> frozenset[Modality]:
+        """What the turns carry besides text (a tier must take all of it)."""
+        out: frozenset[Modality] = frozenset()
+        for m in self.messages:
+            if m.parts:
+                out |= m.modalities
+        return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,7 +35,10 @@ from rung.types import (
 
 def _message(m: Message) -> dict[str, Any]:
     d = m.as_dict()
-    if m.tool_calls and not m.content:
+    if m.parts:  # images, audio or files: every part, as the client sent it
+        del d["media"]
+        d["content"] = [p.as_dict() for p in m.parts]
+    elif m.tool_calls and not m.content:
         d["content"] = None  # as OpenAI writes an assistant turn that only calls tools
     return d
 

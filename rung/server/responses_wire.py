@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from rung.errors import RequestError
@@ -24,6 +25,7 @@ from rung.server import tools_wire
 from rung.server.wire import json_object, usage_json, validated
 from rung.types import (
     ChatRequest,
+    ContentPart,
     Message,
     ResponseFormat,
     TokenLogprob,
@@ -190,28 +192,67 @@ _ROLES: dict[str, Literal["system", "user", "assistant"]] = {
     "system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
 
 
-def _text_of(content: Any, param: str) -> str:
+def _media_part(part: dict[str, Any], param: str) -> ContentPart:
+    """An ``input_image``, ``input_audio`` or ``input_file`` part as the chat part an
+    upstream tier is sent."""
+    kind = part["type"]
+    if kind == "input_image":
+        url = part.get("image_url")
+        if not isinstance(url, str) or not url:
+            raise RequestError("An input_image needs an 'image_url' (a URL or a data: URL; "
+                               "file ids are not supported).", param=f"{param}.image_url",
+                               code="invalid_value")
+        body: dict[str, Any] = {"url": url}
+        if part.get("detail") in ("auto", "low", "high"):
+            body["detail"] = part["detail"]
+        return ContentPart("image_url", body=orjson.dumps(body).decode())
+    if kind == "input_audio":
+        audio = part.get("input_audio")
+        if not isinstance(audio, dict) or not isinstance(audio.get("data"), str) \
+                or audio.get("format") not in ("wav", "mp3"):
+            raise RequestError("An input_audio needs 'input_audio': {'data': <base64>, "
+                               "'format': 'wav' or 'mp3'}.", param=f"{param}.input_audio",
+                               code="invalid_value")
+        return ContentPart("input_audio", body=orjson.dumps(
+            {"data": audio["data"], "format": audio["format"]}).decode())
+    file = {k: part[k] for k in ("file_data", "file_id", "filename")
+            if isinstance(part.get(k), str)}
+    if "file_data" not in file and "file_id" not in file:
+        raise RequestError("An input_file needs 'file_data' (or a 'file_id' the upstream "
+                           "knows).", param=param, code="invalid_value")
+    return ContentPart("file", body=orjson.dumps(file).decode())
+
+
+def _content_of(content: Any, param: str) -> tuple[str, tuple[ContentPart, ...]]:
+    """A message's text, and every part when one is an image, audio or a file."""
     if isinstance(content, str):
-        return content
+        return content, ()
     if not isinstance(content, list):
         raise RequestError(f"Invalid value for '{param}': expected a string or a list of "
                            "content parts.", param=param, code="invalid_value")
-    out: list[str] = []
+    parts: list[ContentPart] = []
     for j, part in enumerate(content):
         kind = part.get("type") if isinstance(part, dict) else None
         if kind in _TEXT_PARTS and isinstance(part.get("text"), str):
-            out.append(part["text"])
+            parts.append(ContentPart("text", text=part["text"]))
         elif kind == "refusal" and isinstance(part.get("refusal"), str):
-            out.append(part["refusal"])
+            parts.append(ContentPart("text", text=part["refusal"]))
         elif kind in {"input_image", "input_file", "input_audio"}:
-            raise RequestError(f"Content parts of type '{kind}' are not supported by "
-                               "rung's Responses API (text only).",
-                               param=f"{param}[{j}]", code="unsupported_content")
+            parts.append(_media_part(part, f"{param}[{j}]"))
         else:
             raise RequestError(f"Invalid content part at '{param}[{j}]': expected "
                                "{'type': 'input_text', 'text': ...}.",
                                param=f"{param}[{j}]", code="invalid_value")
-    return "".join(out)
+    text = "".join(p.text for p in parts if p.type == "text")
+    return text, tuple(parts) if any(p.type != "text" for p in parts) else ()
+
+
+def _text_of(content: Any, param: str) -> str:
+    text, parts = _content_of(content, param)
+    if parts:
+        raise RequestError(f"'{param}' may hold text only.", param=param,
+                           code="unsupported_content")
+    return text
 
 
 def _str_field(item: dict[str, Any], name: str, param: str) -> str:
@@ -238,7 +279,8 @@ def input_turns(value: str | list[dict[str, Any]]) -> tuple[Message, ...]:
                 raise RequestError(f"Invalid value for '{param}.role': expected 'user', "
                                    "'assistant', 'system' or 'developer'.",
                                    param=f"{param}.role", code="invalid_value")
-            turns.append(Message(role, _text_of(item.get("content"), f"{param}.content")))
+            text, parts = _content_of(item.get("content"), f"{param}.content")
+            turns.append(Message(role, text, parts=parts))
             calls_open = role == "assistant"
         elif kind == "function_call":
             args = item.get("arguments")

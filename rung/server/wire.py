@@ -20,6 +20,7 @@ from rung.server.tools_wire import ToolCallIn, ToolDef
 from rung.types import (
     ChatRequest,
     Chunk,
+    ContentPart,
     Message,
     ResponseFormat,
     TokenLogprob,
@@ -39,10 +40,44 @@ class _TextPart(_Strict):
     text: str
 
 
+class _ImageURL(_Strict):
+    url: Annotated[str, Field(min_length=1)]
+    detail: Literal["auto", "low", "high"] | None = None
+
+
+class _ImagePart(_Strict):
+    type: Literal["image_url"]
+    image_url: _ImageURL
+
+
+class _Audio(_Strict):
+    data: Annotated[str, Field(min_length=1)]
+    format: Literal["wav", "mp3"]
+
+
+class _AudioPart(_Strict):
+    type: Literal["input_audio"]
+    input_audio: _Audio
+
+
+class _File(_Strict):
+    file_data: str | None = None
+    file_id: str | None = None
+    filename: str | None = None
+
+
+class _FilePart(_Strict):
+    type: Literal["file"]
+    file: _File
+
+
+_Part = Annotated[_TextPart | _ImagePart | _AudioPart | _FilePart, Field(discriminator="type")]
+
+
 class _Message(_Strict):
     model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
     role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | list[_TextPart] | None = None
+    content: str | list[_Part] | None = None
     name: str | None = None
     tool_calls: list[ToolCallIn] | None = None
     tool_call_id: str | None = None
@@ -96,16 +131,33 @@ class ChatCompletionBody(_Strict):
     rung: _RungOptions | None = None
 
 
+_PART_TAGS = {"text", "image_url", "input_audio", "file"}
+
+
 def _param(loc: tuple[int | str, ...]) -> str:
     out = ""
-    for part in loc:
+    for i, part in enumerate(loc):
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in {"str", "list[_TextPart]", "_TextPart"} or "[" in str(part):
-            continue  # union branch labels pydantic adds to the location
+        elif part == "str" or "[" in str(part) \
+                or (part in _PART_TAGS and i > 0 and isinstance(loc[i - 1], int)):
+            continue  # union branch labels (and a part's tag) pydantic adds to the location
         else:
             out += ("." if out else "") + str(part)
     return out
+
+
+def _first_error(exc: ValidationError) -> Any:
+    """The error to report: the first, unless it is a union's string branch refusing a
+    list, where the list branch's deeper error says what is wrong inside it."""
+    errs = exc.errors()
+    first = errs[0]
+    loc = tuple(first["loc"])
+    if loc and loc[-1] == "str":
+        for e in errs[1:]:
+            if len(e["loc"]) > len(loc) and tuple(e["loc"][:len(loc) - 1]) == loc[:-1]:
+                return e
+    return first
 
 
 def _content(m: _Message) -> str:
@@ -113,7 +165,17 @@ def _content(m: _Message) -> str:
         return ""
     if isinstance(m.content, str):
         return m.content
-    return "".join(p.text for p in m.content)
+    return "".join(p.text for p in m.content if isinstance(p, _TextPart))
+
+
+def _parts(m: _Message) -> tuple[ContentPart, ...]:
+    """Every part, when one is not text (an image, audio or a file); else none."""
+    if not isinstance(m.content, list) or all(isinstance(p, _TextPart) for p in m.content):
+        return ()
+    return tuple(ContentPart("text", text=p.text) if isinstance(p, _TextPart) else
+                 ContentPart(p.type, body=orjson.dumps(
+                     getattr(p, p.type).model_dump(exclude_none=True)).decode())
+                 for p in m.content)
 
 
 def json_object(raw: bytes) -> dict[str, Any]:
@@ -133,7 +195,7 @@ def validated(model: type[_M], data: dict[str, Any]) -> _M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
+        err = _first_error(exc)
         param = _param(tuple(err["loc"])) or "body"
         if err["type"] == "extra_forbidden":
             raise RequestError(f"Unrecognized request argument supplied: {param}",
@@ -169,7 +231,7 @@ def parse_chat_request(raw: bytes, *, max_messages: int) -> tuple[ChatCompletion
     messages = tuple(
         Message("system" if m.role == "developer" else m.role, _content(m),
                 tool_calls=tools_wire.calls_of(m.tool_calls), tool_call_id=m.tool_call_id,
-                name=m.name)
+                name=m.name, parts=_parts(m))
         for m in body.messages
     )
     tools_wire.check_turns(messages)

@@ -86,8 +86,8 @@ def _traces(db: Path) -> dict[str, Any]:
                                                                        "name": "nope"}},
      "tool_choice", "invalid_value"),
     ({"model": "up", "input": [{"role": "user", "content": [
-        {"type": "input_image", "image_url": "https://x/y.png"}]}]},
-     "input[0].content[0]", "unsupported_content"),
+        {"type": "input_image", "file_id": "file_1"}]}]},
+     "input[0].content[0].image_url", "invalid_value"),
     ({"model": "up", "input": [{"type": "item_reference", "id": "msg_1"}]}, "input[0]",
      "unsupported_parameter"),
     ({"model": "up", "input": [{"type": "function_call_output", "call_id": "c9",
