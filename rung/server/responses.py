@@ -387,7 +387,26 @@ async def delete_response(request: web.Request) -> web.Response:
     return web.json_response({"id": kept.id, "object": "response", "deleted": True})
 
 
+async def list_input_items(request: web.Request) -> web.Response:
+    """``GET /v1/responses/{id}/input_items``: what a kept response answered (the turns
+    it continued and its own input; not its instructions), newest first unless
+    ``order=asc``."""
+    try:
+        kept, _ = await _kept(request)
+        order = request.query.get("order", "desc")
+        if order not in ("asc", "desc"):
+            raise RequestError("'order' is 'asc' or 'desc'.", param="order",
+                               code="invalid_value")
+    except RungError as exc:
+        return error_response(exc)
+    turns = kept.turns[:-1]  # the last kept turn is the response's own output
+    ids = [f"item_{kept.id.removeprefix('resp_')}_{i}" for i in range(len(turns))]
+    return web.json_response(rw.input_items_json(turns, ids=ids,
+                                                 order="asc" if order == "asc" else "desc"))
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_post("/v1/responses", create_response)
     app.router.add_get("/v1/responses/{response_id}", get_response)
     app.router.add_delete("/v1/responses/{response_id}", delete_response)
+    app.router.add_get("/v1/responses/{response_id}/input_items", list_input_items)

@@ -456,3 +456,26 @@ def response_json(p: ParsedResponses, *, rid: str, created: float, model: str,
         "user": b.user, "metadata": b.metadata or {},
         "rung": rung,
     }
+
+
+def input_items_json(turns: Sequence[Message], *, ids: Sequence[str],
+                     order: Literal["asc", "desc"] = "desc") -> dict[str, Any]:
+    """``GET /v1/responses/{id}/input_items``: the turns a response answered, as items
+    (an assistant turn's calls become function_call items)."""
+    items: list[dict[str, Any]] = []
+    for m, item_id in zip(turns, ids, strict=True):
+        if m.role == "tool":
+            items.append({"id": item_id, "type": "function_call_output", "status": "completed",
+                          "call_id": m.tool_call_id, "output": m.content})
+            continue
+        if m.content or not m.tool_calls:
+            kind = "output_text" if m.role == "assistant" else "input_text"
+            items.append({"id": item_id, "type": "message", "status": "completed",
+                          "role": m.role, "content": [{"type": kind, "text": m.content}]})
+        items += [{**call_item(f"{item_id}_{j}", c)} for j, c in enumerate(m.tool_calls)]
+    if order == "desc":
+        items.reverse()
+    return {"object": "list", "data": items,
+            "first_id": items[0]["id"] if items else None,
+            "last_id": items[-1]["id"] if items else None, "has_more": False}
+

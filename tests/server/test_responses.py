@@ -194,6 +194,9 @@ def test_a_function_tool_loop_over_previous_response_id(
         {"role": "tool", "content": "22 C", "tool_call_id": CALL.id}]
     assert sent["tools"][0]["function"]["name"] == "get_weather"
     assert client.responses.retrieve(first.id).output[0].type == "function_call"
+    items = list(client.responses.input_items.list(second.id, order="asc"))
+    assert [i.type for i in items] == ["message", "function_call", "function_call_output"]
+    assert items[1].call_id == CALL.id and items[2].output == "22 C"  # type: ignore[union-attr]
     traces = _traces(db)
     assert traces[first.id].tool_use.called == ("get_weather",)
 
