@@ -11,6 +11,7 @@
     │   └── Forbidden               a valid key without the right (403)
     ├── RateLimited             a key is over its rate limit or budget (429 + retry-after)
     ├── Overloaded              a bounded queue is full (503 + retry-after)
+    │   └── StoreUnavailable        the shared key store did not answer in time (503)
     ├── BackendError            a backend failed to answer
     │   ├── BackendTimeout          it did not answer in time
     │   ├── BackendUnavailable      it cannot be reached (connect refused, DNS, closed)
@@ -105,6 +106,12 @@ class Overloaded(RungError):
     def __init__(self, message: str, *, retry_after_s: float = 1.0):
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class StoreUnavailable(Overloaded):
+    """Keys or limits kept in Postgres cannot be checked now: refused, never waited on."""
+
+    code = "store_unavailable"
 
 
 class BackendError(RungError):

@@ -1,10 +1,13 @@
 """The server's gate: who is calling (401/403), and may they now (429).
 
-Both run on the event loop, so neither waits on SQLite per request. A key looked up is
-kept in memory for ``KEY_TTL_S`` (unknown secrets too, so a client retrying a wrong key
-costs nothing): a revoked key stops working at most ``KEY_TTL_S`` (2 s) after
-``rung keys revoke``; a new key works at once (its secret was never seen before). Spend
-for budgets is read in a thread (see :mod:`rung.auth.limits`).
+Neither waits on a database per request when it can help it. On a SQLite store a key
+looked up is kept in memory for ``KEY_TTL_S`` (unknown secrets too, so a client retrying
+a wrong key costs nothing): a revoked key stops working at most ``KEY_TTL_S`` (1 s) after
+``rung keys revoke``; a new key works at once (its secret was never seen before); limits
+are counted in this process and spend for budgets is read in a thread (see
+:mod:`rung.auth.limits`). On a Postgres store, which several replicas share, every key is
+mirrored in memory and reloaded within 0.2 s of a change, and limits are counted in
+Postgres, once for all replicas (see :mod:`rung.auth.shared`).
 """
 
 from __future__ import annotations
@@ -13,14 +16,16 @@ import concurrent.futures
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 
-from rung.auth.keys import ApiKey, KeyStore, key_hash
-from rung.auth.limits import Limiter
+from rung.auth.keys import ApiKey, KeyStore, PostgresKeyStore, key_hash
+from rung.auth.limits import KeyLimits, Limiter
 from rung.errors import AuthError, Forbidden
+from rung.store.base import is_postgres, require_psycopg, sqlite_path
 
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
-KEY_TTL_S = 2.0  # the longest a revoked key keeps working in a running server
+KEY_TTL_S = 1.0  # the longest a revoked key keeps working in a running server
 KEY_CACHE_SIZE = 4096  # keys remembered, least recently used dropped first
 
 
@@ -30,22 +35,43 @@ def auth_required(mode: str, host: str) -> bool:
 
 
 class Access:
-    def __init__(self, path: Path, *, key_ttl_s: float | None = None) -> None:
-        self.keys = KeyStore(path)
+    """``store``: a SQLite file, or a store URL (``sqlite:///PATH``, ``postgresql://...``)."""
+
+    def __init__(self, store: Path | str, *, key_ttl_s: float | None = None) -> None:
         self._ttl = KEY_TTL_S if key_ttl_s is None else key_ttl_s
         self._cache: OrderedDict[str, tuple[float, ApiKey | None]] = OrderedDict()
         self._cache_lock = threading.Lock()
+        self._closers: list[Callable[[], None]] = []
+        self.limiter: KeyLimits
+        if isinstance(store, str) and is_postgres(store):
+            require_psycopg()
+            from rung.auth.shared import KeyMirror, SharedLimiter
+
+            self.keys: KeyStore = PostgresKeyStore(store)  # migrates, if nobody has yet
+            mirror = KeyMirror(store)
+            shared = SharedLimiter(store, keys=mirror.by_id)
+            self._mirror: Callable[[str], ApiKey | None] | None = mirror.lookup_hash
+            self.limiter = shared
+            self._closers += [shared.close, mirror.close, self.keys.close]
+            return
+        path = sqlite_path(store) if isinstance(store, str) else store
+        self.keys = KeyStore(path)
+        self._mirror = None
         # Spend is summed on its own connection, in its own thread: a long read there
         # never holds the connection that key lookups use.
-        self._spend_store = KeyStore(path)
-        self._spend_thread = concurrent.futures.ThreadPoolExecutor(
+        spend_store = KeyStore(path)
+        spend_thread = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="rung-spend")
-        self.limiter = Limiter(self._spend_store.spent_since, run=self._spend_thread.submit)
+        self.limiter = Limiter(spend_store.spent_since, run=spend_thread.submit)
+        self._closers += [lambda: spend_thread.shutdown(wait=True, cancel_futures=True),
+                          spend_store.close, self.keys.close]
 
     def lookup(self, secret: str) -> ApiKey | None:
         """The key with this secret as of at most ``KEY_TTL_S`` ago; None when unknown.
         One indexed read per key per TTL (7 us), none for a key seen within it."""
         digest, now = key_hash(secret), time.monotonic()
+        if self._mirror is not None:
+            return self._mirror(digest)
         with self._cache_lock:
             hit = self._cache.get(digest)
             if hit is not None and now - hit[0] < self._ttl:
@@ -75,10 +101,10 @@ class Access:
             raise Forbidden("This endpoint needs an admin key.")
         return key
 
-    def admit(self, key: ApiKey) -> None:
-        self.limiter.admit(key, time.time())
+    async def admit(self, key: ApiKey) -> None:
+        """Raise RateLimited, or count the request in (StoreUnavailable: cannot tell)."""
+        await self.limiter.enter(key)
 
     def close(self) -> None:
-        self._spend_thread.shutdown(wait=True, cancel_futures=True)
-        self._spend_store.close()
-        self.keys.close()
+        for close in self._closers:
+            close()

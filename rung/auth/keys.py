@@ -1,5 +1,9 @@
 """API keys, stored as SHA-256 hashes beside the traces (the secret is shown once).
 
+One set of SQL over either store: :class:`KeyStore` in the SQLite file,
+:class:`PostgresKeyStore` in Postgres (where several replicas share them);
+:func:`open_keys` picks by the store URL.
+
 Keys are 256-bit random tokens, so a fast hash is enough: there is nothing to
 brute-force that a slow hash would protect. A key may narrow the tools its requests can
 offer (``tools_allow``/``tools_deny`` globs, JSON lists in the row; NULL: no narrowing),
@@ -11,12 +15,13 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rung.errors import ConfigError
+from rung.store.base import is_postgres, require_psycopg, sqlite_path
 from rung.store.sqlite import connect
 from rung.tools.globs import allowed
 
@@ -75,8 +80,13 @@ def _row(r: tuple[object, ...]) -> ApiKey:
 class KeyStore:
     """Create, list, revoke and look up keys in the store's SQLite file."""
 
+    _mark = "?"  # the driver's placeholder: every query below is written with ``?``
+
     def __init__(self, path: Path) -> None:
-        self._conn: sqlite3.Connection = connect(path)
+        self._conn: Any = connect(path)  # sqlite3 here, psycopg in PostgresKeyStore
+
+    def _execute(self, sql: str, args: tuple[object, ...] = ()) -> Any:
+        return self._conn.execute(sql.replace("?", self._mark), args)
 
     def create(self, name: str, *, admin: bool = False, rpm: int | None = None,
                tpm: int | None = None, daily_budget: float | None = None,
@@ -98,41 +108,40 @@ class KeyStore:
                      revoked=None, admin=admin, rpm=rpm, tpm=tpm, daily_budget=daily_budget,
                      monthly_budget=monthly_budget, tools_allow=tools_allow,
                      tools_deny=tools_deny or None)
-        self._conn.execute(
+        self._execute(
             f"INSERT INTO api_keys ({_COLS}, hash) VALUES ({_MARKS}, ?)",
-            (key.id, key.name, key.created, None, int(admin), rpm, tpm, daily_budget,
+            (key.id, key.name, key.created, None, admin, rpm, tpm, daily_budget,
              monthly_budget, _globs_out(key.tools_allow), _globs_out(key.tools_deny),
              key_hash(secret)))
         return key, secret
 
     def list(self) -> list[ApiKey]:
-        return [_row(r) for r in self._conn.execute(
-            f"SELECT {_COLS} FROM api_keys ORDER BY created")]
+        return [_row(r) for r in self._execute(
+            f"SELECT {_COLS} FROM api_keys ORDER BY created").fetchall()]
 
     def set_tools(self, key_id: str, *, allow: tuple[str, ...] | None | bool = False,
                   deny: tuple[str, ...] | None | bool = False) -> ApiKey:
         """Change an active key's tool lists: a tuple of globs sets a list, None clears it
         (no restriction), False leaves it as it is. A running server sees the change
-        within its key cache's 2 s."""
+        within 1 s."""
         if isinstance(allow, tuple) and not allow:
             raise ConfigError("tools allow list is empty: name at least one glob (deny '*' "
                               "to refuse every tool)")
         for column, value in (("tools_allow", allow), ("tools_deny", deny)):
             if value is False:
                 continue
-            cur = self._conn.execute(
+            cur = self._execute(
                 f"UPDATE api_keys SET {column} = ? WHERE id = ? AND revoked IS NULL",
                 (_globs_out(value if isinstance(value, tuple) else None), key_id))
             if cur.rowcount == 0:
                 raise ConfigError(f"no active key with id {key_id}")
-        r = self._conn.execute(f"SELECT {_COLS} FROM api_keys WHERE id = ?",
-                               (key_id,)).fetchone()
+        r = self._execute(f"SELECT {_COLS} FROM api_keys WHERE id = ?", (key_id,)).fetchone()
         if r is None:
             raise ConfigError(f"no active key with id {key_id}")
         return _row(r)
 
     def revoke(self, key_id: str) -> None:
-        cur = self._conn.execute("UPDATE api_keys SET revoked = ? WHERE id = ? AND revoked "
+        cur = self._execute("UPDATE api_keys SET revoked = ? WHERE id = ? AND revoked "
                                  "IS NULL", (time.time(), key_id))
         if cur.rowcount == 0:
             raise ConfigError(f"no active key with id {key_id}")
@@ -143,8 +152,8 @@ class KeyStore:
 
     def lookup_hash(self, digest: str) -> ApiKey | None:
         """The key whose secret has this :func:`key_hash`; None when unknown."""
-        r = self._conn.execute(f"SELECT {_COLS} FROM api_keys WHERE hash = ?",
-                               (digest,)).fetchone()
+        r = self._execute(f"SELECT {_COLS} FROM api_keys WHERE hash = ?",
+                          (digest,)).fetchone()
         return _row(r) if r else None
 
     def spent_since(self, key_id: str, since: float, until: float | None = None) -> float:
@@ -155,11 +164,39 @@ class KeyStore:
         args: tuple[object, ...] = (key_id, since)
         if until is not None:
             sql, args = sql + " AND time < ?", (*args, until)
-        r = self._conn.execute(sql, args).fetchone()
+        r = self._execute(sql, args).fetchone()
         return float(r[0])
 
     def any_keys(self) -> bool:
-        return self._conn.execute("SELECT 1 FROM api_keys LIMIT 1").fetchone() is not None
+        return self._execute("SELECT 1 FROM api_keys LIMIT 1").fetchone() is not None
+
+    def all_keys(self) -> dict[str, ApiKey]:
+        """Every key by its hash (a replica's in-memory copy: :mod:`rung.auth.shared`)."""
+        return {str(r[-1]): _row(r) for r in self._execute(
+            f"SELECT {_COLS}, hash FROM api_keys").fetchall()}
 
     def close(self) -> None:
         self._conn.close()
+
+
+class PostgresKeyStore(KeyStore):
+    """The same keys in Postgres (schema migrated as the trace store's), for replicas."""
+
+    _mark = "%s"
+
+    def __init__(self, url: str, *, migrate: bool = True) -> None:
+        require_psycopg()
+        from rung.store import postgres
+
+        self._conn = postgres.connect(url)
+        if migrate:
+            postgres.migrate(self._conn)
+
+
+def open_keys(url: str) -> KeyStore:
+    """The key store at a store URL: ``sqlite:///PATH`` or ``postgresql://...``."""
+    if is_postgres(url):
+        return PostgresKeyStore(url)
+    if url.startswith("sqlite:///"):
+        return KeyStore(sqlite_path(url))
+    raise ConfigError(f"unknown store URL {url!r}: expected sqlite:///PATH or postgresql://...")

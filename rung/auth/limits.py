@@ -2,16 +2,16 @@
 and month). Pure bookkeeping with the clock passed in; the server calls :meth:`admit`
 before a request and :meth:`record` after it.
 
-Counts live in this process: with several replicas each enforces its own share of the
-rate limits. Budgets start from the spend stored in traces, so a restart does not reset
-them: when a key with a budget enters a day or a month here (its first request, or the
-first after midnight UTC), the stored spend of that period is read once, through ``run``
-(the server's runs it in a thread: summing a busy key's month of traces takes 0.2 s per
-100k traces, too long for the event loop). Until that read returns the key is held to
-what this process counted, so a budget can be overrun by the requests admitted during
-the read. Traces carry the time their request started, so the read stops ``SETTLE_S``
-before the key entered the period: the request that made it enter is counted here, and
-must not be counted twice.
+Counts live in this process (one process on a SQLite store); replicas on Postgres share
+theirs through :class:`rung.auth.shared.SharedLimiter` instead. Budgets start from the
+spend stored in traces, so a restart does not reset them: when a key with a budget
+enters a day or a month here (its first request, or the first after midnight UTC), the
+stored spend of that period is read once, through ``run`` (the server's runs it in a
+thread: summing a busy key's month of traces takes 0.2 s per 100k traces, too long for
+the event loop). Until that read returns the key is held to what this process counted,
+so a budget can be overrun by the requests admitted during the read. Traces carry the
+time their request started, so the read stops ``SETTLE_S`` before the key entered the
+period: the request that made it enter is counted here, and must not be counted twice.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from rung.auth.keys import ApiKey
 from rung.errors import RateLimited
@@ -35,6 +36,18 @@ SETTLE_S = 1.0
 # spent_since(key_id, since, until): the stored spend in [since, until)
 SpentSince = Callable[[str, float, float], float]
 Run = Callable[[Callable[[], None]], object]
+
+
+class KeyLimits(Protocol):
+    """What the server asks of a limiter, on the event loop, at the current time."""
+
+    async def enter(self, key: ApiKey) -> None:
+        """Raise RateLimited (with retry-after) or count the request in."""
+        ...
+
+    async def charge(self, key_id: str, *, tokens: int, cost: float) -> None:
+        """Charge a finished request's tokens and cost to its key."""
+        ...
 
 
 def day_start(now: float) -> float:
@@ -51,6 +64,19 @@ def next_month(now: float) -> float:
     t = time.gmtime(now)
     y, m = (t.tm_year + 1, 1) if t.tm_mon == 12 else (t.tm_year, t.tm_mon + 1)
     return float(calendar.timegm((y, m, 1, 0, 0, 0)))
+
+
+def refusal(limit: str, value: float, retry_after_s: float) -> RateLimited:
+    """The 429 for a key over ``limit`` (``rpm``, ``tpm``, ``day``, ``month``)."""
+    if limit == "rpm":
+        return RateLimited(f"Rate limit reached: {int(value)} requests per minute.",
+                           retry_after_s=retry_after_s)
+    if limit == "tpm":
+        return RateLimited(f"Rate limit reached: {int(value)} tokens per minute.",
+                           retry_after_s=retry_after_s)
+    span = "Daily" if limit == "day" else "Monthly"
+    return RateLimited(f"{span} budget of {value} spent.", retry_after_s=retry_after_s,
+                       code="budget_exceeded")
 
 
 def _inline(job: Callable[[], None]) -> None:
@@ -129,19 +155,14 @@ class Limiter:
             if key.monthly_budget is not None:
                 self._read_base(key.id, u.month)
             if key.rpm is not None and len(u.requests) >= key.rpm:
-                raise RateLimited(f"Rate limit reached: {key.rpm} requests per minute.",
-                                  retry_after_s=u.requests[0] + WINDOW_S - now)
+                raise refusal("rpm", key.rpm, u.requests[0] + WINDOW_S - now)
             used = sum(n for _, n in u.tokens)
             if key.tpm is not None and used >= key.tpm:
-                raise RateLimited(f"Rate limit reached: {key.tpm} tokens per minute.",
-                                  retry_after_s=u.tokens[0][0] + WINDOW_S - now)
+                raise refusal("tpm", key.tpm, u.tokens[0][0] + WINDOW_S - now)
             if key.daily_budget is not None and u.day.spent >= key.daily_budget:
-                raise RateLimited(f"Daily budget of {key.daily_budget} spent.",
-                                  retry_after_s=u.day.start + 86400 - now,
-                                  code="budget_exceeded")
+                raise refusal("day", key.daily_budget, u.day.start + 86400 - now)
             if key.monthly_budget is not None and u.month.spent >= key.monthly_budget:
-                raise RateLimited(f"Monthly budget of {key.monthly_budget} spent.",
-                                  retry_after_s=next_month(now) - now, code="budget_exceeded")
+                raise refusal("month", key.monthly_budget, next_month(now) - now)
             u.requests.append(now)
 
     def record(self, key_id: str, *, tokens: int, cost: float, now: float) -> None:
@@ -151,3 +172,9 @@ class Limiter:
                 u.tokens.append((now, tokens))
             u.day.local += cost
             u.month.local += cost
+
+    async def enter(self, key: ApiKey) -> None:
+        self.admit(key, time.time())
+
+    async def charge(self, key_id: str, *, tokens: int, cost: float) -> None:
+        self.record(key_id, tokens=tokens, cost=cost, now=time.time())

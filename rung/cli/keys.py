@@ -1,4 +1,5 @@
-"""``rung keys``: create, list and revoke API keys (stored hashed with the traces)."""
+"""``rung keys``: create, list and revoke API keys (stored hashed with the traces, in
+SQLite or in the Postgres that replicas share)."""
 
 from __future__ import annotations
 
@@ -33,21 +34,22 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     create.set_defaults(func=_create)
     lst = ksub.add_parser("list", help="list keys (never their secrets)")
     lst.set_defaults(func=_list)
-    update = ksub.add_parser("update", help="change an active key's tool lists; a running "
-                             "server applies it within 2 s")
+    update = ksub.add_parser("update", help="change an active key's tool lists; running "
+                             "servers apply it within 1 s")
     update.add_argument("id")
     update.add_argument("--tools-allow", type=_globs_or_none, default=False, metavar="GLOBS",
                         help="comma-separated globs, or 'none' to lift the list")
     update.add_argument("--tools-deny", type=_globs_or_none, default=False, metavar="GLOBS",
                         help="comma-separated globs, or 'none' to lift the list")
     update.set_defaults(func=_update)
-    revoke = ksub.add_parser("revoke", help="revoke a key by id; it gets 401 within 2 s")
+    revoke = ksub.add_parser("revoke", help="revoke a key by id; it gets 401 within 1 s")
     revoke.add_argument("id")
     revoke.set_defaults(func=_revoke)
     for q in (create, lst, update, revoke):
         add_config_arg(q)
         q.add_argument("--store", default=None, metavar="URL",
-                       help="store holding the keys (default: config store.url)")
+                       help="store holding the keys: sqlite:///PATH or "
+                       "postgresql://... (default: config store.url)")
 
 
 def _globs(text: str) -> tuple[str, ...]:
@@ -78,15 +80,9 @@ def _update(args: argparse.Namespace) -> int:
 
 
 def _keys(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from rung.auth.keys import KeyStore
-    from rung.store.base import sqlite_path
+    from rung.auth.keys import open_keys
 
-    url = args.store or config_from(args).store.url
-    if not url.startswith("sqlite:///"):
-        from rung.errors import ConfigError
-
-        raise ConfigError("keys live in a sqlite:/// store")
-    return KeyStore(sqlite_path(url))
+    return open_keys(args.store or config_from(args).store.url)
 
 
 def _create(args: argparse.Namespace) -> int:

@@ -46,7 +46,7 @@ from rung.server.state import (
     STORE,
     gate,
 )
-from rung.store.base import TraceStore, open_store, sqlite_path
+from rung.store.base import TraceStore, open_store
 from rung.telemetry import Telemetry
 
 log = logging.getLogger("rung.server")
@@ -130,12 +130,9 @@ def create_app(config: Config, *, gateway: Gateway | None = None,
         app[JUDGE] = SampledJudge(gw.cascade, app[STORE], tier=config.drift.judge_tier,
                                   rate=config.drift.judge_sample)
     if auth_required(config.server.auth, config.server.host):
+        # Keys live beside the traces: in the SQLite file, or in Postgres for replicas.
         db = getattr(app[STORE], "path", None)
-        if db is None and not config.store.url.startswith("sqlite:///"):
-            raise ConfigError("API keys are kept in a SQLite store for now: use a "
-                              "sqlite:/// store, or server.auth = \"off\" behind another "
-                              "gateway")
-        app[ACCESS] = Access(db if db is not None else sqlite_path(config.store.url))
+        app[ACCESS] = Access(db if db is not None else config.store.url)
     app[_TASKS] = []
     shadow = Shadow(config, gw.cascade, app[STORE], app[METRICS]) \
         if config.routing.shadow is not None else None

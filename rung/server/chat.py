@@ -8,6 +8,7 @@ non-streaming reply; ``[DONE]`` of a stream).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import itertools
 import os
@@ -139,7 +140,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         if access is not None:
             key = access.authenticate(request.headers.get("Authorization"))
             ex.trace.key_id = key.id
-            access.admit(key)
+            await access.admit(key)
         raw = await read_body(request, config.server.max_body_bytes)
         parse = functools.partial(_parse, raw, ex.trace, max_messages=config.server.max_messages)
         # A body of megabytes takes tens of milliseconds to parse, hash and copy: not on
@@ -157,7 +158,8 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
                                           with_logprobs=req.logprobs)
         return await _full_response(ex.reply, ex, rid=rid, with_logprobs=req.logprobs)
     except RungError as exc:
-        await ex.finish(status=exc.code or "error", error=exc.message)
+        with contextlib.suppress(RungError):  # the error is the answer, its trace kept or not
+            await ex.finish(status=exc.code or "error", error=exc.message)
         resp = error_response(exc)
         if ex.reply is not None:
             resp.headers.update(route_headers(ex.reply.route))

@@ -129,7 +129,7 @@ async def create_response(request: web.Request) -> web.StreamResponse:
         if access is not None:
             key = access.authenticate(request.headers.get("Authorization"))
             ex.trace.key_id = key.id
-            access.admit(key)
+            await access.admit(key)
         raw = await read_body(request, config.server.max_body_bytes)
         p = await asyncio.to_thread(rw.parse, raw) if len(raw) > _INLINE_BYTES \
             else rw.parse(raw)

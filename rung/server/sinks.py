@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
-from rung.auth.limits import Limiter
+from rung.auth.limits import KeyLimits
 from rung.config import CostConfig
 from rung.drift.judging import SampledJudge
 from rung.metrics import Metrics
@@ -76,14 +76,14 @@ class MetricsSink:
 class LimitsSink:
     """Charges the request's tokens and cost to its API key's rate limits and budgets."""
 
-    def __init__(self, limiter: Limiter) -> None:
+    def __init__(self, limiter: KeyLimits) -> None:
         self._limiter = limiter
 
     async def __call__(self, done: Finished) -> None:
         t = done.trace
         if t.key_id is not None:
-            self._limiter.record(t.key_id, tokens=t.input_tokens + t.output_tokens,
-                                 cost=t.cost, now=time.time())
+            await self._limiter.charge(t.key_id, tokens=t.input_tokens + t.output_tokens,
+                                       cost=t.cost)
 
 
 class StoreSink:

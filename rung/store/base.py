@@ -67,6 +67,19 @@ def sqlite_path(url: str) -> Path:
     return Path(rest).expanduser()
 
 
+def is_postgres(url: str) -> bool:
+    return url.startswith(("postgresql://", "postgres://"))
+
+
+def require_psycopg() -> None:
+    """A one-line ConfigError when a postgresql:// store is used without the extra."""
+    try:
+        import psycopg  # noqa: F401
+    except ImportError as exc:
+        raise ConfigError("a postgresql:// store needs psycopg: pip install "
+                          "'rung[postgres]'") from exc
+
+
 def open_store(url: str) -> TraceStore:
     if url.startswith("sqlite:///"):
         import sqlite3
@@ -78,7 +91,8 @@ def open_store(url: str) -> TraceStore:
             return SqliteStore(path)
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(f"cannot open the trace store at {path}: {exc}") from exc
-    if url.startswith(("postgresql://", "postgres://")):
+    if is_postgres(url):
+        require_psycopg()
         from rung.store.postgres import PostgresStore
 
         return PostgresStore(url)

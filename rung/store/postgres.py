@@ -20,7 +20,7 @@ from typing import Any
 import psycopg
 from psycopg import conninfo
 
-from rung.errors import ConfigError
+from rung.errors import ConfigError, StoreUnavailable
 from rung.store import feedback as fb_sql
 from rung.store import responses as resp_sql
 from rung.store.batching import BatchWriter, Item, filter_sql, json_text
@@ -30,6 +30,134 @@ from rung.store.sqlite import COLUMNS
 from rung.store.trace import Trace
 
 log = logging.getLogger("rung.store.postgres")
+
+# Version 7: what replicas share to enforce a key's limits together (rung.auth.shared).
+# key_window holds the last minute of a key's requests (requests = 1) and tokens; key_spend
+# one row per key and span (day, month), seeded once per span from the key's traces;
+# key_epoch counts changes to api_keys, so replicas reload their copy of the keys only when
+# it moves. rung_admit and rung_charge each run as one statement, holding the key's row
+# lock, so a check and its count are atomic across replicas; each statement inside sees
+# what the previous holder of the lock committed.
+SHARED_LIMITS = """
+CREATE TABLE key_window (
+    key_id TEXT NOT NULL,
+    time DOUBLE PRECISION NOT NULL,
+    requests INTEGER NOT NULL,
+    tokens BIGINT NOT NULL
+);
+CREATE INDEX key_window_key ON key_window(key_id, time);
+CREATE TABLE key_spend (
+    key_id TEXT NOT NULL,
+    span TEXT NOT NULL,
+    since DOUBLE PRECISION NOT NULL,
+    spent DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (key_id, span)
+);
+CREATE TABLE key_epoch (n BIGINT NOT NULL);
+INSERT INTO key_epoch VALUES (0);
+CREATE FUNCTION rung_keys_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE key_epoch SET n = n + 1;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER api_keys_changed AFTER INSERT OR UPDATE OR DELETE ON api_keys
+    FOR EACH STATEMENT EXECUTE FUNCTION rung_keys_changed();
+CREATE FUNCTION rung_spend(p_key TEXT, p_span TEXT, p_since DOUBLE PRECISION,
+                           p_add DOUBLE PRECISION) RETURNS DOUBLE PRECISION
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_since DOUBLE PRECISION;
+    v_spent DOUBLE PRECISION;
+BEGIN
+    SELECT since, spent INTO v_since, v_spent FROM key_spend
+        WHERE key_id = p_key AND span = p_span;
+    IF v_since IS DISTINCT FROM p_since THEN  -- a new span: start from the stored traces
+        SELECT COALESCE(SUM(cost), 0) INTO v_spent FROM traces
+            WHERE key_id = p_key AND time >= p_since;
+        INSERT INTO key_spend VALUES (p_key, p_span, p_since, v_spent + p_add)
+            ON CONFLICT (key_id, span) DO UPDATE SET since = EXCLUDED.since,
+                                                     spent = EXCLUDED.spent;
+    ELSIF p_add <> 0 THEN
+        UPDATE key_spend SET spent = spent + p_add WHERE key_id = p_key AND span = p_span;
+    END IF;
+    RETURN v_spent + p_add;
+END $$;
+CREATE FUNCTION rung_admit(p_key TEXT, p_now DOUBLE PRECISION, OUT verdict TEXT,
+                           OUT lim DOUBLE PRECISION, OUT retry_after DOUBLE PRECISION)
+LANGUAGE plpgsql AS $$
+DECLARE
+    k api_keys%ROWTYPE;
+    v_now DOUBLE PRECISION := COALESCE(p_now, extract(epoch FROM clock_timestamp()));
+    v_utc TIMESTAMP := to_timestamp(v_now) AT TIME ZONE 'UTC';
+    v_requests BIGINT;
+    v_first_request DOUBLE PRECISION;
+    v_tokens BIGINT;
+    v_first_token DOUBLE PRECISION;
+BEGIN
+    SELECT * INTO k FROM api_keys WHERE id = p_key FOR NO KEY UPDATE;
+    IF NOT FOUND THEN
+        verdict := 'unknown';
+        RETURN;
+    END IF;
+    IF k.revoked IS NOT NULL THEN
+        verdict := 'revoked';
+        RETURN;
+    END IF;
+    DELETE FROM key_window WHERE key_id = p_key AND time <= v_now - 60;
+    SELECT COALESCE(SUM(requests), 0), MIN(time) FILTER (WHERE requests > 0),
+           COALESCE(SUM(tokens), 0), MIN(time) FILTER (WHERE tokens > 0)
+        INTO v_requests, v_first_request, v_tokens, v_first_token
+        FROM key_window WHERE key_id = p_key;
+    IF k.rpm IS NOT NULL AND v_requests >= k.rpm THEN
+        verdict := 'rpm';
+        lim := k.rpm;
+        retry_after := v_first_request + 60 - v_now;
+    ELSIF k.tpm IS NOT NULL AND v_tokens >= k.tpm THEN
+        verdict := 'tpm';
+        lim := k.tpm;
+        retry_after := v_first_token + 60 - v_now;
+    ELSIF k.daily_budget IS NOT NULL AND rung_spend(
+            p_key, 'day', extract(epoch FROM date_trunc('day', v_utc)), 0) >= k.daily_budget
+    THEN
+        verdict := 'day';
+        lim := k.daily_budget;
+        retry_after := extract(epoch FROM date_trunc('day', v_utc) + interval '1 day') - v_now;
+    ELSIF k.monthly_budget IS NOT NULL AND rung_spend(
+            p_key, 'month', extract(epoch FROM date_trunc('month', v_utc)), 0)
+            >= k.monthly_budget THEN
+        verdict := 'month';
+        lim := k.monthly_budget;
+        retry_after := extract(epoch FROM date_trunc('month', v_utc) + interval '1 month')
+                       - v_now;
+    ELSE
+        INSERT INTO key_window VALUES (p_key, v_now, 1, 0);
+        verdict := 'ok';
+    END IF;
+END $$;
+CREATE FUNCTION rung_charge(p_key TEXT, p_tokens BIGINT, p_cost DOUBLE PRECISION,
+                            p_now DOUBLE PRECISION) RETURNS VOID
+LANGUAGE plpgsql AS $$
+DECLARE
+    k api_keys%ROWTYPE;
+    v_now DOUBLE PRECISION := COALESCE(p_now, extract(epoch FROM clock_timestamp()));
+    v_utc TIMESTAMP := to_timestamp(v_now) AT TIME ZONE 'UTC';
+BEGIN
+    SELECT * INTO k FROM api_keys WHERE id = p_key FOR NO KEY UPDATE;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    IF k.tpm IS NOT NULL AND p_tokens > 0 THEN
+        INSERT INTO key_window VALUES (p_key, v_now, 0, p_tokens);
+    END IF;
+    IF k.daily_budget IS NULL AND k.monthly_budget IS NULL THEN
+        DELETE FROM key_spend WHERE key_id = p_key;  -- a budget set later reads the traces
+    ELSE
+        PERFORM rung_spend(p_key, 'day', extract(epoch FROM date_trunc('day', v_utc)), p_cost);
+        PERFORM rung_spend(p_key, 'month', extract(epoch FROM date_trunc('month', v_utc)),
+                           p_cost);
+    END IF;
+END $$;
+"""
 
 # Append-only, and version for version the same schema as rung.store.sqlite.MIGRATIONS.
 MIGRATIONS: tuple[str, ...] = (
@@ -102,6 +230,7 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX responses_time ON responses(time);
     """,
+    SHARED_LIMITS,
 )
 
 # pg_advisory_lock key: the first 8 bytes of sha256(b"rung.store.migrate"), a signed int64.
@@ -196,8 +325,13 @@ class PostgresStore:
                 self._insert(batch)
             except Exception as exc:  # noqa: BLE001 - every waiter must hear about it
                 self._reset()
+                err: Exception = exc
+                if isinstance(exc, psycopg.OperationalError | ConfigError):  # a 503, not a 500
+                    err = StoreUnavailable("The trace store is not answering, so the answer "
+                                           "could not be kept. Try again shortly.")
+                    err.__cause__ = exc
                 for _, fut in batch:
-                    fut.set_exception(exc)
+                    fut.set_exception(err)
                 return
         except Exception as exc:  # noqa: BLE001 - a bad trace fails alone, not its batch
             if len(batch) == 1:

@@ -96,6 +96,9 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX responses_time ON responses(time);
     """,
+    # Nothing here: version 7 is Postgres's shared rate windows and spend counters
+    # (rung.auth.shared); one SQLite process counts in memory (rung.auth.limits).
+    "",
 )
 
 COLUMNS = ("id", "time", "model", "status", "tier", "key_id", "escalated", "stream",
