@@ -50,6 +50,11 @@ F32 = npt.NDArray[np.float32]
 #: What a request may embed: texts, or token-id arrays (which only upstream tiers read).
 Inputs = Sequence[str] | Sequence[Sequence[int]]
 MINILM_DIM = 384
+#: Texts per forward pass. Larger batches are slower per text with numpy: each step's
+#: temporaries grow to megabytes (fresh pages, out of cache), and GELU alone took 5x longer
+#: per element at 32 texts than at 1. On the 2-core bench machine 1-8 texts per pass gave
+#: 31-35 embeddings/s and 32 gave 7.4 (``bench/embeddings_bench.py``'s texts).
+FORWARD_BATCH = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +156,7 @@ class LocalEmbedder:
 
         def job() -> tuple[F32, int, float]:
             t0 = time.perf_counter()
-            vectors, tokens = model.embed_counted(texts)
+            vectors, tokens = model.embed_counted(texts, batch_size=FORWARD_BATCH)
             return vectors, tokens, time.perf_counter() - t0
 
         fut = self._pool.submit(job)

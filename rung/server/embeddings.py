@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
 import os
 import time
@@ -35,6 +36,7 @@ from rung.store.trace import Trace
 EMBEDDINGS = web.AppKey("embeddings", EmbeddingTiers)
 _TASKS = web.AppKey("embeddings_tasks", list)
 ENDPOINT = "embeddings"
+_INLINE_BYTES = 64 * 1024
 
 
 class EmbeddingsBody(BaseModel):
@@ -97,6 +99,17 @@ def embeddings_json(vectors: F32, *, model: str, tokens: int,
                         option=orjson.OPT_SERIALIZE_NUMPY)
 
 
+async def _read(request: web.Request, limit: int) -> bytes:
+    try:
+        if request.content_length is not None and request.content_length > limit:
+            raise web.HTTPRequestEntityTooLarge(max_size=limit,
+                                                actual_size=request.content_length)
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge as exc:
+        raise PayloadTooLarge(f"Request body is larger than the limit of {limit} bytes.") \
+            from exc
+
+
 def _sinks(sinks: Sequence[Sink]) -> list[Sink]:
     # The shadow and the judge ask a chat tier about a chat answer: not for vectors.
     return [s for s in sinks if not isinstance(s, ShadowSink | JudgeSink)]
@@ -114,19 +127,23 @@ async def create_embeddings(request: web.Request) -> web.Response:
             key = access.authenticate(request.headers.get("Authorization"))
             trace.key_id = key.id
             await access.admit(key)
-        limit = config.server.max_body_bytes
-        if request.content_length is not None and request.content_length > limit:
-            raise PayloadTooLarge(f"Request body is larger than the limit of {limit} bytes.")
-        raw = await request.read()
-        body, inputs = parse(raw, max_inputs=config.embeddings.max_inputs)
-        trace.model, trace.prompt_hash = body.model, inputs_hash(inputs)
+        raw = await _read(request, config.server.max_body_bytes)
+
+        def parsed() -> tuple[EmbeddingsBody, Inputs, str]:
+            body, inputs = parse(raw, max_inputs=config.embeddings.max_inputs)
+            return body, inputs, inputs_hash(inputs)
+        # Megabytes of inputs take milliseconds to parse and hash: not on the event loop.
+        body, inputs, trace.prompt_hash = \
+            await asyncio.to_thread(parsed) if len(raw) > _INLINE_BYTES else parsed()
+        trace.model = body.model
         tier = app[EMBEDDINGS].get(body.model)
         trace.tier = tier.name
         trace.route.update(tier=tier.name, reason="requested", inputs=len(inputs))
         done = await tier.embed(inputs, dimensions=body.dimensions, user=body.user)
         encoding = body.encoding_format or "float"
-        out = embeddings_json(done.vectors, model=tier.name, tokens=done.prompt_tokens,
-                              encoding=encoding)
+        encode = functools.partial(embeddings_json, done.vectors, model=tier.name,
+                                   tokens=done.prompt_tokens, encoding=encoding)
+        out = await asyncio.to_thread(encode) if len(done.vectors) > 32 else encode()
         trace.input_tokens, trace.cost = done.prompt_tokens, done.cost
         trace.route.update(cost=done.cost, compute_s=round(done.compute_s, 6),
                            dimensions=int(done.vectors.shape[1]) if done.vectors.size else 0,

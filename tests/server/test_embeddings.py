@@ -140,7 +140,7 @@ def test_dimensions_384_is_accepted(server: LiveServer) -> None:
     ({"model": LOCAL, "input": [1, 2, 3]}, 400, "invalid_value", "input"),
     ({"model": LOCAL, "input": [[1, 2], [3]]}, 400, "invalid_value", "input"),
     ({"model": LOCAL, "input": 5}, 400, "invalid_value", "input"),
-    ({"model": LOCAL, "input": ["a", 5]}, 400, "invalid_value", "input"),
+    ({"model": LOCAL, "input": ["a", 5]}, 400, "invalid_value", "input[1]"),
     ({"model": LOCAL, "input": ["a"] * 65}, 400, "invalid_value", "input"),
     ({"model": LOCAL, "input": "a", "dimensions": 256}, 400, "invalid_value", "dimensions"),
     ({"model": LOCAL, "input": "a", "dimensions": 0}, 400, "invalid_value", "dimensions"),
@@ -175,6 +175,14 @@ def test_sdk_raises_the_sdk_errors(server: LiveServer) -> None:
 def test_malformed_json_is_a_400(server: LiveServer) -> None:
     r = http("POST", f"{server.url}/v1/embeddings", b"{nope")
     assert r.status == 400 and r.json()["error"]["code"] == "invalid_json"
+
+
+def test_a_body_over_the_limit_is_a_413(up: LiveServer) -> None:
+    cfg = config_of(tiers=[upstream_tier("up", up.url)], server={"max_body_bytes": 1024})
+    with rung_server(cfg) as s:
+        r = http("POST", f"{s.url}/v1/embeddings", {"model": LOCAL, "input": "x" * 2000})
+        assert r.status == 413 and r.json()["error"]["code"] == "request_too_large"
+        assert [t.status for t in s.app[STORE].query()] == ["request_too_large"]
 
 
 def test_every_request_leaves_one_trace_marked_embeddings(server: LiveServer) -> None:
