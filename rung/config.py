@@ -351,8 +351,10 @@ DEFAULT_STORE = "sqlite:///~/.local/share/rung/traces.db"
 
 class StoreConfig(_Frozen):
     url: str = Field(DEFAULT_STORE, description="Trace store: `sqlite:///PATH` (`~` expands; "
-                     "`sqlite:////abs/path` for an absolute path). `rung serve --store` and "
-                     "`rung traces --store` override it.")
+                     "`sqlite:////abs/path` for an absolute path), or `postgresql://...` "
+                     "(the `postgres` extra), where replicas share traces, API keys, rate "
+                     "limits and budgets. API keys live in the same store. `rung serve "
+                     "--store` and `rung traces --store` override it.")
     redact: bool = Field(False, description="Keep prompts, answers and tool-call arguments "
                          "out of traces (hashes, tokens, costs, routes and tool names are "
                          "still stored).")

@@ -16,7 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--host", default=None, help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=None, help="port to bind (default 8080)")
     p.add_argument("--store", default=None, metavar="URL",
-                   help="trace store, sqlite:///PATH (default: config store.url, "
+                   help="trace store (and API keys): sqlite:///PATH, or postgresql://... "
+                   "for replicas sharing keys and limits (default: config store.url, "
                    "sqlite:///~/.local/share/rung/traces.db)")
     p.set_defaults(func=run)
 

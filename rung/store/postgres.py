@@ -87,14 +87,17 @@ CREATE FUNCTION rung_admit(p_key TEXT, p_now DOUBLE PRECISION, OUT verdict TEXT,
 LANGUAGE plpgsql AS $$
 DECLARE
     k api_keys%ROWTYPE;
-    v_now DOUBLE PRECISION := COALESCE(p_now, extract(epoch FROM clock_timestamp()));
-    v_utc TIMESTAMP := to_timestamp(v_now) AT TIME ZONE 'UTC';
+    v_now DOUBLE PRECISION;
+    v_utc TIMESTAMP;
     v_requests BIGINT;
     v_first_request DOUBLE PRECISION;
     v_tokens BIGINT;
     v_first_token DOUBLE PRECISION;
 BEGIN
     SELECT * INTO k FROM api_keys WHERE id = p_key FOR NO KEY UPDATE;
+    -- the time is read once the lock is held: a request is stamped when it is counted
+    v_now := COALESCE(p_now, extract(epoch FROM clock_timestamp()));
+    v_utc := to_timestamp(v_now) AT TIME ZONE 'UTC';
     IF NOT FOUND THEN
         verdict := 'unknown';
         RETURN;
@@ -139,10 +142,12 @@ CREATE FUNCTION rung_charge(p_key TEXT, p_tokens BIGINT, p_cost DOUBLE PRECISION
 LANGUAGE plpgsql AS $$
 DECLARE
     k api_keys%ROWTYPE;
-    v_now DOUBLE PRECISION := COALESCE(p_now, extract(epoch FROM clock_timestamp()));
-    v_utc TIMESTAMP := to_timestamp(v_now) AT TIME ZONE 'UTC';
+    v_now DOUBLE PRECISION;
+    v_utc TIMESTAMP;
 BEGIN
     SELECT * INTO k FROM api_keys WHERE id = p_key FOR NO KEY UPDATE;
+    v_now := COALESCE(p_now, extract(epoch FROM clock_timestamp()));
+    v_utc := to_timestamp(v_now) AT TIME ZONE 'UTC';
     IF NOT FOUND THEN
         RETURN;
     END IF;

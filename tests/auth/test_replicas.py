@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import socket
+import subprocess
 import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import ExitStack, contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,7 +29,7 @@ from rung.config import Config
 from rung.errors import ConfigError, RateLimited, StoreUnavailable
 from rung.server.app import create_app
 from rung.store.base import open_store
-from tests.conftest import LiveServer, config_of, http, live, upstream_server, upstream_tier
+from tests.conftest import REPO, config_of, http, live, upstream_server, upstream_tier
 from tests.conftest import wait_ready as _wait_ready
 from tests.store.conftest import pg_admin_url, pg_url  # noqa: F401 - fixtures used below
 
@@ -42,14 +45,52 @@ def _config(pg: str, upstream_url: str) -> Config:
 
 
 @contextmanager
-def replicas(pg: str, n: int = REPLICAS) -> Iterator[list[LiveServer]]:
-    """``n`` rung servers on one Postgres (each its own trace store, keys and limiter)."""
+def replicas(pg: str, n: int = REPLICAS, *, processes: Path | None = None
+             ) -> Iterator[list[str]]:
+    """The URLs of ``n`` rung servers on one Postgres, each with its own trace store, keys
+    and limiter: apps in this process, or ``rung serve`` processes (config and logs in
+    ``processes``)."""
     with upstream_server() as up, ExitStack() as stack:
-        servers = [stack.enter_context(live(create_app(_config(pg, up.url))))
-                   for _ in range(n)]
-        for s in servers:
-            _wait_ready(s.url)
-        yield servers
+        if processes is None:
+            urls = [stack.enter_context(live(create_app(_config(pg, up.url)))).url
+                    for _ in range(n)]
+        else:
+            urls = [stack.enter_context(_serve(processes / f"replica{i}", pg, up.url))
+                    for i in range(n)]
+        for url in urls:
+            _wait_ready(url)
+        yield urls
+
+
+@contextmanager
+def _serve(home: Path, pg: str, upstream_url: str) -> Iterator[str]:
+    """``rung serve`` in a process of its own, on a free loopback port."""
+    home.mkdir(parents=True)
+    (home / "rung.toml").write_text(
+        f'[server]\nauth = "required"\n[store]\nurl = "{pg}"\n[[tiers]]\nname = "up"\n'
+        f'backend = {{ type = "openai", base_url = "{upstream_url}/v1", model = "up" }}\n'
+        'cost = { input_per_mtok = 1e6 }\n')
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with open(home / "log", "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "rung.cli.main", "serve", "--config",
+                                 str(home / "rung.toml"), "--port", str(port)],
+                                cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                http("GET", f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, \
+                    (home / "log").read_text()
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 def _keys(capsys: pytest.CaptureFixture[str], pg: str, *args: str) -> str:
@@ -57,8 +98,8 @@ def _keys(capsys: pytest.CaptureFixture[str], pg: str, *args: str) -> str:
     return capsys.readouterr().out.strip()
 
 
-def _call(server: LiveServer, secret: str) -> tuple[int, dict[str, Any], dict[str, str]]:
-    r = http("POST", f"{server.url}/v1/chat/completions", BODY,
+def _call(url: str, secret: str) -> tuple[int, dict[str, Any], dict[str, str]]:
+    r = http("POST", f"{url}/v1/chat/completions", BODY,
              headers={"Authorization": f"Bearer {secret}"}, timeout=30)
     return r.status, r.json(), r.headers
 
@@ -71,9 +112,11 @@ def _traces(pg: str, key_id: str) -> list[tuple[str, str]]:
             "SELECT id, status FROM traces WHERE key_id = %s", (key_id,))]
 
 
+@pytest.mark.parametrize("processes", [False, True], ids=["apps", "processes"])
 def test_three_replicas_share_rate_limits_budgets_revocation_and_traces(
-        pg_url: str, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
-    with replicas(pg_url) as servers:
+        pg_url: str, processes: bool, tmp_path: Path,  # noqa: F811
+        capsys: pytest.CaptureFixture[str]) -> None:
+    with replicas(pg_url, processes=tmp_path if processes else None) as servers:
         # rpm 30, 45 requests at once, spread over the three replicas
         kid, secret = _keys(capsys, pg_url, "create", "--name", "app", "--rpm", "30").split()
         t0 = time.monotonic()
@@ -84,7 +127,8 @@ def test_three_replicas_share_rate_limits_budgets_revocation_and_traces(
         statuses = Counter(status for _, status, _, _ in results)
         per_replica = Counter((i, status) for i, status, _, _ in results)
         with capsys.disabled():
-            print(f"\nrpm 30: 45 requests in {took:.2f} s: {dict(statuses)}; per replica "
+            print(f"\n{len(servers)} replicas ({'processes' if processes else 'apps'}), "
+                  f"rpm 30: 45 requests in {took:.2f} s: {dict(statuses)}; per replica "
                   f"{sorted(per_replica.items())}")
         assert took < 30  # all inside one minute's window
         assert statuses == {200: 30, 429: 15}
