@@ -45,6 +45,7 @@ POLL_S = 0.2  # how often a replica asks whether any key changed
 STALE_S = 5.0  # a mirror this long without an answer from Postgres refuses requests
 TIMEOUT_S = 2.0  # the longest a request waits on the shared limiter
 MISS_TIMEOUT_S = 0.5  # the longest an unknown secret's lookup may hold the event loop
+RELOAD_TIMEOUT_S = 10.0  # the longest a reload of every key may take (0.8 s for 100k)
 _KEYS_DOWN = "API keys cannot be checked: the key store is not answering. Try again shortly."
 _LIMITS_DOWN = "Rate limits cannot be checked: the key store is not answering. Try again " \
     "shortly."
@@ -70,13 +71,18 @@ def limited(key: ApiKey) -> bool:
 
 
 class KeyMirror:
-    """Every key, in memory, at most ``POLL_S`` plus a reload behind Postgres."""
+    """Every key, in memory, at most ``POLL_S`` plus a reload behind Postgres. Two
+    connections: the polling thread's, whose reload may take its time (0.08 s per 10k
+    keys), and the one an unknown secret is looked up on, bounded to ``MISS_TIMEOUT_S``;
+    only the thread (re)connects."""
 
     def __init__(self, url: str, *, poll_s: float = POLL_S, stale_s: float = STALE_S) -> None:
-        self._url = bounded(url, MISS_TIMEOUT_S)
+        self._urls = bounded(url, RELOAD_TIMEOUT_S), bounded(url, MISS_TIMEOUT_S)
         self._poll_s, self._stale_s = poll_s, stale_s
         self._misses: OrderedDict[str, float] = OrderedDict()
-        self._store: PostgresKeyStore | None = PostgresKeyStore(self._url, migrate=False)
+        self._poller: PostgresKeyStore | None = None
+        self._reader: PostgresKeyStore | None = None
+        self._reader_failed = False
         self._epoch: int | None = None
         self._by_hash: dict[str, ApiKey] = {}
         self._by_id: dict[str, ApiKey] = {}
@@ -87,15 +93,19 @@ class KeyMirror:
         self._thread.start()
 
     def _refresh(self) -> None:
-        if self._store is None:
-            self._store = PostgresKeyStore(self._url, migrate=False)
-        row = self._store._execute("SELECT n FROM key_epoch").fetchone()
+        if self._reader is None or self._reader_failed:
+            self._close(self._reader)
+            self._reader = PostgresKeyStore(self._urls[1], migrate=False)
+            self._reader_failed = False
+        if self._poller is None:
+            self._poller = PostgresKeyStore(self._urls[0], migrate=False)
+        row = self._poller._execute("SELECT n FROM key_epoch").fetchone()
+        self._heard = time.monotonic()
         epoch = int(row[0])
         if epoch != self._epoch:  # read before the keys: a change after it moves it again
-            by_hash = self._store.all_keys()
+            by_hash = self._poller.all_keys()
             self._by_hash, self._by_id = by_hash, {k.id: k for k in by_hash.values()}
             self._epoch = epoch
-        self._heard = time.monotonic()
 
     def _run(self) -> None:
         failing = False
@@ -106,14 +116,15 @@ class KeyMirror:
                 if not failing:
                     log.warning("cannot reload API keys from Postgres: %s", exc)
                 failing = True
-                self._drop()
+                self._close(self._poller)
+                self._poller = None
                 continue
             if failing:
                 log.warning("API keys reloaded from Postgres again")
                 failing = False
 
-    def _drop(self) -> None:
-        store, self._store = self._store, None
+    @staticmethod
+    def _close(store: PostgresKeyStore | None) -> None:
         if store is not None:
             with contextlib.suppress(Exception):  # a broken connection may fail to close
                 store.close()
@@ -127,12 +138,13 @@ class KeyMirror:
         now = time.monotonic()
         if now - self._misses.get(digest, -KEY_TTL_S) < KEY_TTL_S:
             return None
-        store = self._store  # reconnecting is the polling thread's job, never the loop's
-        if store is None:
+        reader = self._reader
+        if reader is None or self._reader_failed:
             raise StoreUnavailable(_KEYS_DOWN)
         try:
-            key = store.lookup_hash(digest)
+            key = reader.lookup_hash(digest)
         except Exception as exc:
+            self._reader_failed = True  # the polling thread reconnects it
             raise StoreUnavailable(_KEYS_DOWN) from exc
         if key is None:
             self._misses[digest] = now
@@ -145,8 +157,9 @@ class KeyMirror:
 
     def close(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=self._poll_s + TIMEOUT_S * 2)
-        self._drop()
+        self._thread.join(timeout=self._poll_s + RELOAD_TIMEOUT_S * 2)
+        for store in (self._poller, self._reader):
+            self._close(store)
 
 
 class SharedLimiter:
