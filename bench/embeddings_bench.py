@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Embeddings per second on the local all-MiniLM-L6-v2 tier, at batch 1 and batch 32:
-the model alone (``MiniLM.embed``) and through the gateway (``POST /v1/embeddings`` on
-loopback, base64 as the openai SDK asks, a trace stored per request).
+the model alone (``MiniLM.embed``: 32 texts in one forward pass, and in passes of
+``FORWARD_BATCH`` as the local tier runs them) and through the gateway
+(``POST /v1/embeddings`` on loopback, base64 as the openai SDK asks, a trace stored per
+request).
 
     .venv/bin/python bench/embeddings_bench.py            # 256 texts per row
     .venv/bin/python bench/embeddings_bench.py --texts 64 --threads 2
@@ -26,6 +28,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
+from rung.backends.embedding import FORWARD_BATCH
 from rung.config import parse_config
 from rung.routing.data import load_outcomes
 from rung.routing.embed import MiniLM
@@ -40,11 +43,12 @@ def _rate(n: int, one_round: Callable[[], float], rounds: int) -> float:
     return n / statistics.median(one_round() for _ in range(rounds))
 
 
-def direct(model: MiniLM, texts: list[str], batch: int, rounds: int) -> float:
+def direct(model: MiniLM, texts: list[str], batch: int, rounds: int,
+           per_pass: int = 32) -> float:
     def one_round() -> float:
         t0 = time.perf_counter()
         for i in range(0, len(texts), batch):
-            model.embed(texts[i:i + batch])
+            model.embed(texts[i:i + batch], batch_size=per_pass)
         return time.perf_counter() - t0
     return _rate(len(texts), one_round, rounds)
 
@@ -127,7 +131,9 @@ def main() -> None:
     print(f"{len(texts)} GSM8K questions, {tokens / len(texts):.0f} tokens each on average; "
           f"median of {args.rounds} rounds; server: embeddings.threads = {args.threads}")
     rows = [("MiniLM.embed", "1", direct(model, texts, 1, args.rounds)),
-            ("MiniLM.embed", "32", direct(model, texts, 32, args.rounds))]
+            ("MiniLM.embed, one forward pass", "32", direct(model, texts, 32, args.rounds)),
+            (f"MiniLM.embed, {FORWARD_BATCH} texts per pass", "32",
+             direct(model, texts, 32, args.rounds, per_pass=FORWARD_BATCH))]
     server = Server(args.threads)
     try:
         for batch, clients in ((1, 1), (32, 1), (1, args.clients)):

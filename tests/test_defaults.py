@@ -58,6 +58,7 @@ def test_the_banner_says_where_things_are() -> None:
     assert f"{EMBEDDED_MODEL:<22} loaded" in text
     assert f"{defaults.STRONGER:<22} loading" in text
     assert "traces.db" in text and "API keys:      not required" in text
+    assert '/v1/embeddings   model "all-minilm-l6-v2"' in text
     remote = cfg.model_copy(update={"server": cfg.server.model_copy(update={"host": "0.0.0.0"})})
     assert "API keys:      required" in "\n".join(banner(remote, {}))
 
