@@ -326,6 +326,30 @@ def test_healthz_stays_fast_while_the_local_tier_loads_and_embeds(up: LiveServer
     best_of_rounds(one_round)
 
 
+def test_an_otlp_span_per_request_named_embeddings(up: LiveServer, tmp_path: Path) -> None:
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from rung.server.app import create_app
+    from rung.store.sqlite import SqliteStore
+    from rung.telemetry import Telemetry
+    from tests.conftest import live, wait_ready
+
+    exporter = InMemorySpanExporter()
+    cfg = _config(up.url)
+    app = create_app(cfg, store=SqliteStore(tmp_path / "t.db"),
+                     telemetry=Telemetry(cfg, exporter))
+    with live(app) as s:
+        wait_ready(s.url)
+        assert http("POST", f"{s.url}/v1/embeddings",
+                    {"model": UP, "input": ["one two", "three"]}).status == 200
+    (span,) = exporter.get_finished_spans()
+    assert span.name == f"embeddings {UP}"
+    assert span.attributes is not None
+    assert span.attributes["gen_ai.operation.name"] == "embeddings"
+    assert span.attributes["gen_ai.response.model"] == UP
+    assert span.attributes["gen_ai.usage.input_tokens"] == 3
+
+
 @pytest.mark.parametrize(("embeddings", "match"), [
     ({"local_name": "up"}, "taken by the alias or a chat tier"),
     ({"local_name": "rung"}, "taken by the alias or a chat tier"),
