@@ -24,6 +24,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from rung import ttc
 from rung.backends.base import Backend
 from rung.config import TierConfig
 from rung.cost import cost_of
@@ -149,16 +150,44 @@ class Cascade:
         self._backends = backends
         self._verifiers = verifiers
 
-    def _stream(self, tier: str, request: ChatRequest) -> AsyncIterator[Chunk]:
-        chunks = self._backends[tier].stream(request)
+    def _stream(self, tier: str, request: ChatRequest,
+                route: RouteDraft | None = None) -> AsyncIterator[Chunk]:
+        """Tier ``tier``'s answer within its deadline. With ``route`` (the request's own
+        answer, not a verifier's call) under the test-time-compute strategy its
+        ``reasoning_effort`` asks of this tier, recorded in the route's attempt."""
+        chunks = self._effort(tier, request, route)
         seconds = self._tiers[tier].timeout_s
         return chunks if seconds is None else _with_deadline(chunks, seconds, tier)
 
-    async def generate(self, tier: str, request: ChatRequest) -> Answer:
-        """One whole answer from one tier (also what verifiers call)."""
+    def _effort(self, tier: str, request: ChatRequest,
+                route: RouteDraft | None) -> AsyncIterator[Chunk]:
+        backend = self._backends[tier]
+        effort = request.reasoning_effort
+        if effort is None:
+            return backend.stream(request)
+        t = self._tiers[tier]
+        strategy = ttc.strategy_for(effort, local=t.backend.type == "llama", mapping=t.effort)
+        if strategy.kind == "upstream":
+            if route is not None:
+                route.settle(strategy={"name": "upstream", "effort": effort})
+            return backend.stream(request)
+        plain = dataclasses.replace(request, reasoning_effort=None)
+        if route is None:  # a verifier's own call: as asked, no more
+            return backend.stream(plain)
+        if not ttc.applies(strategy, plain):
+            note = {} if strategy.kind == "direct" else \
+                {"skipped": f"{strategy}: not for tool calls or JSON answers"}
+            route.settle(strategy={"name": "direct", "effort": effort, **note})
+            return backend.stream(plain)
+        return ttc.run(strategy, backend.stream, plain,
+                       lambda d: route.settle(strategy={**d, "effort": effort}))
+
+    async def generate(self, tier: str, request: ChatRequest,
+                       route: RouteDraft | None = None) -> Answer:
+        """One whole answer from one tier (also what verifiers call, without ``route``)."""
         answer = Answer(tier=tier)
         t0 = time.perf_counter()
-        stream = self._stream(tier, request)
+        stream = self._stream(tier, request, route)
         try:
             async for chunk in stream:
                 answer.chunks.append(chunk)
@@ -197,7 +226,7 @@ class Cascade:
         wants_lp = any(v.needs_logprobs for v in checks)
         req = dataclasses.replace(request, logprobs=True) if wants_lp else request
         try:
-            answer = await self.generate(name, req)
+            answer = await self.generate(name, req, route)
         except _FAILURES as exc:
             route.settle(outcome=exc.outcome, ms=route.elapsed_ms())
             raise
@@ -239,7 +268,7 @@ class Cascade:
                 continue
             t0 = time.perf_counter()
             streamed = Answer(tier=name)
-            stream = self._stream(name, request)
+            stream = self._stream(name, request, route)
             try:
                 async for chunk in stream:
                     if not streamed.chunks:

@@ -259,6 +259,27 @@ class TierConfig(_Frozen):
         "tier (passed through; the upstream decides), text only for a llama tier, which "
         "cannot take more.")
 
+    effort: dict[Literal["minimal", "low", "medium", "high"], str] | None = Field(
+        None, description="What this tier does for each `reasoning_effort` level: "
+        "`direct`, `step_by_step`, `sc:K` (self-consistency over up to K samples, stopping "
+        "once they agree enough), `sc:K:fixed` (always K), or `upstream` (relay the field). "
+        "Levels left out keep the default: for a llama tier minimal/low `direct`, medium "
+        "`step_by_step`, high `sc:8`; for an openai tier `upstream`.")
+
+    @model_validator(mode="after")
+    def _efforts_parse(self) -> TierConfig:
+        from rung.ttc import parse_strategy
+
+        for level, text in (self.effort or {}).items():
+            try:
+                strategy = parse_strategy(text)
+            except ValueError as exc:
+                raise ValueError(f"tier {self.name!r}: effort.{level}: {exc}") from exc
+            if strategy.kind == "upstream" and self.backend.type == "llama":
+                raise ValueError(f"tier {self.name!r}: effort.{level}: a llama tier has no "
+                                 "upstream to relay reasoning_effort to")
+        return self
+
     @model_validator(mode="after")
     def _local_takes_text(self) -> TierConfig:
         if self.backend.type == "llama" and set(self.input or ()) - {"text"}:

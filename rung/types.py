@@ -191,6 +191,9 @@ class ChatRequest:
     tools: tuple[ToolSpec, ...] = ()
     tool_choice: ToolChoice | None = None  # None: not given (the model's default)
     parallel_tool_calls: bool | None = None
+    # OpenAI's reasoning_effort: each tier maps it to a test-time-compute strategy
+    # (rung.ttc); None: not asked.
+    reasoning_effort: Literal["minimal", "low", "medium", "high"] | None = None
 
     def modalities(self) -> frozenset[Modality]:
         """What the turns carry besides text (a tier must take all of it)."""
@@ -396,6 +399,9 @@ class Attempt:
     answer: str | None = None  # a rejected answer's text (traces only)
     verified: bool = False  # its verifiers ran (an empty ``verdicts`` may still be that)
     sampling: Sampling | None = None  # what a local tier sampled with
+    # The test-time-compute strategy it ran for reasoning_effort, and what it drew
+    # (rung.ttc); None when the request asked for none.
+    strategy: dict[str, Any] | None = None
 
     def as_dict(self, *, answers: bool = True) -> dict[str, Any]:
         """The stored JSON shape: keys only for what is known."""
@@ -419,6 +425,8 @@ class Attempt:
             d["cost"] = self.cost
         if self.sampling is not None:
             d["sampling"] = self.sampling.as_dict()
+        if self.strategy is not None:
+            d["strategy"] = self.strategy
         if self.why is not None:
             d["why"] = self.why
         if answers and self.answer is not None:
@@ -439,7 +447,8 @@ class Attempt:
             compute_s=d.get("compute_s"), cost=float(d.get("cost") or 0.0), why=d.get("why"),
             answer=d.get("answer"), verified=verdicts is not None,
             sampling=Sampling.from_dict(d["sampling"]) if isinstance(d.get("sampling"), dict)
-            else None)
+            else None,
+            strategy=d["strategy"] if isinstance(d.get("strategy"), dict) else None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -96,6 +96,8 @@ def request_body(model: str, req: ChatRequest, *, stream: bool) -> dict[str, Any
         body["tool_choice"] = _tool_choice(req.tool_choice)
     if req.parallel_tool_calls is not None:
         body["parallel_tool_calls"] = req.parallel_tool_calls
+    if req.reasoning_effort is not None:  # the tier's strategy is "upstream": relayed
+        body["reasoning_effort"] = req.reasoning_effort
     if stream:
         body["stream_options"] = {"include_usage": True}
     return body

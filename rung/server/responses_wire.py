@@ -63,7 +63,7 @@ class _Text(_Strict):
 
 class _Reasoning(_Strict):
     model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
-    effort: Literal["none", "minimal", "low", "medium", "high", "xhigh"] | None = None
+    effort: Literal["minimal", "low", "medium", "high"] | None = None
     summary: Literal["auto", "concise", "detailed"] | None = None
 
 
@@ -182,7 +182,8 @@ def chat_request(p: ParsedResponses, history: Sequence[Message], *,
         top_p=body.top_p, logprobs=p.with_logprobs, top_logprobs=body.top_logprobs or 0,
         response_format=p.response_format, stream=p.stream, tools=p.tools,
         tool_choice=p.tool_choice,
-        parallel_tool_calls=body.parallel_tool_calls if p.tools else None)
+        parallel_tool_calls=body.parallel_tool_calls if p.tools else None,
+        reasoning_effort=body.reasoning.effort if body.reasoning else None)
 
 
 # -- input items ----------------------------------------------------------------------

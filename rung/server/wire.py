@@ -128,6 +128,7 @@ class ChatCompletionBody(_Strict):
     # Checked by tools_wire.tool_choice_of, which says more than a union's first error.
     tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
+    reasoning_effort: Literal["minimal", "low", "medium", "high"] | None = None
     rung: _RungOptions | None = None
 
 
@@ -251,6 +252,7 @@ def parse_chat_request(raw: bytes, *, max_messages: int) -> tuple[ChatCompletion
         tools=tools,
         tool_choice=tool_choice,
         parallel_tool_calls=body.parallel_tool_calls,
+        reasoning_effort=body.reasoning_effort,
     )
     return body, req
 
