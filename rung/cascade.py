@@ -162,15 +162,15 @@ class Cascade:
     def _effort(self, tier: str, request: ChatRequest,
                 route: RouteDraft | None) -> AsyncIterator[Chunk]:
         backend = self._backends[tier]
-        effort = request.reasoning_effort
+        t = self._tiers[tier]
+        effort = request.reasoning_effort or t.effort_default
         if effort is None:
             return backend.stream(request)
-        t = self._tiers[tier]
         strategy = ttc.strategy_for(effort, local=t.backend.type == "llama", mapping=t.effort)
         if strategy.kind == "upstream":
             if route is not None:
                 route.settle(strategy={"name": "upstream", "effort": effort})
-            return backend.stream(request)
+            return backend.stream(dataclasses.replace(request, reasoning_effort=effort))
         plain = dataclasses.replace(request, reasoning_effort=None)
         if route is None:  # a verifier's own call: as asked, no more
             return backend.stream(plain)

@@ -266,6 +266,12 @@ class TierConfig(_Frozen):
         "Levels left out keep the default: for a llama tier minimal/low `direct`, medium "
         "`step_by_step`, high `sc:8`; for an openai tier `upstream`.")
 
+    effort_default: Literal["minimal", "low", "medium", "high"] | None = Field(
+        None, description="The `reasoning_effort` this tier applies to a request that sets "
+        "none (e.g. \"high\" with `effort = {high = \"sc:8\"}`: always self-consistency, "
+        "as `rung select` prints for a `+sc8` candidate). Unset: such a request is answered "
+        "directly.")
+
     @model_validator(mode="after")
     def _efforts_parse(self) -> TierConfig:
         from rung.ttc import parse_strategy

@@ -146,6 +146,21 @@ def test_an_upstream_tier_gets_the_field_or_runs_its_mapped_strategy() -> None:
             assert r.usage is not None and r.usage.completion_tokens == 3 * 2
 
 
+def test_a_tier_default_effort_applies_when_the_request_sets_none() -> None:
+    b = UpstreamBehaviour(reply="Answer: 42", bodies=[])
+    with upstream_server(b) as up:
+        cfg = config_of(tiers=[{**upstream_tier("voted", up.url), "effort_default": "high",
+                                "effort": {"high": "sc:3:fixed"}},
+                               {**upstream_tier("relay", up.url), "effort_default": "low"}])
+        with rung_server(cfg) as server:
+            for model in ("voted", "relay"):
+                r = http("POST", f"{server.url}/v1/chat/completions", {
+                    "model": model, "messages": [{"role": "user", "content": "6 times 7?"}]})
+                assert r.status == 200, r.body
+    assert len(b.bodies or []) == 4
+    assert (b.bodies or [])[-1]["reasoning_effort"] == "low"
+
+
 def test_config_refuses_bad_strategies() -> None:
     with pytest.raises(ConfigError, match="effort.high"):
         config_of(tiers=[{"name": "t", "effort": {"high": "best_of:3"}}])
