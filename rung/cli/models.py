@@ -1,4 +1,5 @@
-"""``rung models``: the model catalogue; ``rung models install``: fetch a larger tier."""
+"""``rung models``: the model catalogue; ``rung models install``: fetch a larger tier;
+``rung models quantize``: make smaller files of one (:mod:`rung.quantize`)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,19 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     inst.add_argument("--ladder", action="store_true",
                       help=f"the local tier ladder: {', '.join(LADDER)}")
     inst.set_defaults(func=install)
+    q = msub.add_parser("quantize", help="quantize a GGUF with llama.cpp's own quantizer")
+    add_config_arg(q)
+    q.add_argument("src", help="a catalogue name, .gguf path or hf: reference (ideally "
+                   "F16/BF16)")
+    q.add_argument("--type", required=True, metavar="T[,T...]",
+                   help="Q8_0, Q6_K, Q5_K_M, Q4_K_M, Q3_K_M, Q2_K, ...")
+    q.add_argument("--out", required=True, metavar="DIR",
+                   help="writes DIR/<name>-<T>.gguf and, beside it, a .json record "
+                   "(source sha256 and type)")
+    q.add_argument("--allow-requantize", action="store_true",
+                   help="quantize an already-quantized file (reports label the result)")
+    q.add_argument("--threads", type=int, default=None)
+    q.set_defaults(func=quantize)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,4 +70,22 @@ def install(args: argparse.Namespace) -> int:
         print(f"{name}: downloading, joining and verifying ...", flush=True)
         path = install_parts(name, catalog=config.catalog)
         print(f"{name}: {path}")
+    return 0
+
+
+def quantize(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from rung.catalog import resolve
+    from rung.quantize import parse_types, quantize
+
+    types = parse_types(args.type)
+    config = config_from(args)
+    src = resolve(args.src, catalog=config.catalog)
+    for t in types:
+        print(f"{src.name} -> {t} ...", flush=True)
+        rec = quantize(src, t, Path(args.out), allow_requantize=args.allow_requantize,
+                       threads=args.threads)
+        note = f" (requantized from {rec.source_type})" if rec.requantized else ""
+        print(f"{rec.path}: {rec.size / 1e6:.1f} MB, {rec.seconds:.1f} s{note}")
     return 0

@@ -113,7 +113,8 @@ def load(name: str, path: str | None = None) -> tuple[list[Item], str]:
         if name == "gsm8k":
             out.append(Item(id=f"gsm8k/{i}", dataset=name,
                             prompt=GSM8K_INSTRUCTION + r["question"], question=r["question"],
-                            reference=gsm8k_reference(r["answer"])))
+                            reference=gsm8k_reference(r["answer"]),
+                            extra={"solution": r["answer"]}))
         else:
             letters = "ABCDEFGHIJ"
             choices = "\n".join(f"{letters[j]}. {c}" for j, c in enumerate(r["choices"]))
