@@ -19,9 +19,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     m.add_argument("--models", required=True, metavar="A,B,...",
                    help="catalogue names, .gguf paths or hf: references; MODEL+STRATEGY "
                    "(e.g. qwen2.5-coder-0.5b+sc8) answers with a test-time-compute strategy")
-    m.add_argument("--dataset", required=True, help="gsm8k, humaneval, mc or bfcl")
-    m.add_argument("--data", default=None, help="JSON lines file (gsm8k, mc); for bfcl the "
-                   "BFCL folder or one BFCL_v4_<category>.json")
+    m.add_argument("--dataset", required=True, help="gsm8k, humaneval, mc or bfcl; or "
+                   "traffic (or a FILE.jsonl): your own requests, as `rung traces export` "
+                   "writes them, scored by --judge")
+    m.add_argument("--data", default=None, help="JSON lines file (gsm8k, mc, traffic); for "
+                   "bfcl the BFCL folder or one BFCL_v4_<category>.json")
+    m.add_argument("--judge", default=None, metavar="TIER",
+                   help="the tier of --config that judges traffic answers right or wrong")
     m.add_argument("--limit", type=int, default=None,
                    help="first N items only (bfcl: of each category)")
     m.add_argument("--reference", default=None, metavar="MODEL",
@@ -54,6 +58,7 @@ def _models(args: argparse.Namespace) -> int:
                    reference=args.reference, catalog=config.catalog,
                    max_tokens=args.max_tokens, threads=args.threads, seed=args.seed,
                    kl_tokens=args.kl_tokens, progress=True,
+                   judge=(config, args.judge) if args.judge else None,
                    log=log)
     command = "rung " + shlex.join(args.argv)
     result["command"] = command

@@ -28,8 +28,13 @@ async def _answer(backend: Any, item: Any, spec: Spec, strategy: Any) -> dict[st
     from rung.eval.live import request_for
     from rung.types import ToolCallDelta, assemble_tool_calls
 
-    req = dataclasses.replace(request_for(item, seed=spec.seed, max_tokens=spec.max_tokens),
-                              logprobs=False)
+    if item.dataset == "traffic":
+        from rung.eval import traffic
+
+        req = traffic.request_for(item, seed=spec.seed, max_tokens=spec.max_tokens)
+    else:
+        req = dataclasses.replace(request_for(item, seed=spec.seed,
+                                              max_tokens=spec.max_tokens), logprobs=False)
     if strategy is not None:
         from rung import ttc
 
@@ -54,10 +59,13 @@ async def _answer(backend: Any, item: Any, spec: Spec, strategy: Any) -> dict[st
         error = exc.message
     end = time.perf_counter()
     calls = assemble_tool_calls(deltas)
-    verdict = bfcl.Result(False, "") if error else await asyncio.to_thread(
-        check, item, text, calls)
+    if error or item.dataset == "traffic":  # traffic: judged later, by the parent
+        verdict = bfcl.Result(False, "")
+    else:
+        verdict = await asyncio.to_thread(check, item, text, calls)
     first = first if first is not None else end
-    return {"correct": verdict.correct, "error": error,
+    return {"item": item.id, "question": item.question, "answer": text,
+            "correct": verdict.correct, "error": error,
             "prompt_tokens": usage.prompt_tokens if usage else 0,
             "completion_tokens": usage.completion_tokens if usage else 0,
             "ttft": first - t0, "after_first": end - first}
@@ -66,11 +74,10 @@ async def _answer(backend: Any, item: Any, spec: Spec, strategy: Any) -> dict[st
 async def measure(spec: Spec, *, quiet: bool = False) -> dict[str, Any]:
     from rung.backends.llama import LlamaBackend
     from rung.config import CatalogConfig, LlamaBackendConfig
-    from rung.eval.datasets import first, load
     from rung.eval.live import Progress
-    from rung.eval.models import strategy_from_suffix
+    from rung.eval.models import load_items, strategy_from_suffix
 
-    items = first(load(spec.dataset, spec.data)[0], spec.limit)
+    items = load_items(spec.dataset, spec.data, spec.limit)[0]
     strategy = strategy_from_suffix(spec.strategy) if spec.strategy else None
     cfg = LlamaBackendConfig(model=spec.model, n_threads=spec.threads, n_ctx=spec.n_ctx,
                              prefix_cache=False)
@@ -95,7 +102,7 @@ async def measure(spec: Spec, *, quiet: bool = False) -> dict[str, Any]:
     gen = sum(max(r["completion_tokens"] - 1, 0) for r in rows)
     after = sum(r["after_first"] for r in rows)
     lo, hi = wilson(right, len(rows))
-    return {
+    result: dict[str, Any] = {
         "n": len(rows), "correct": right, "accuracy": round(right / len(rows), 4),
         "ci95": [round(lo, 4), round(hi, 4)],
         "prompt_tok_s": round(prompt / ttft, 2) if ttft else None,
@@ -108,6 +115,10 @@ async def measure(spec: Spec, *, quiet: bool = False) -> dict[str, Any]:
         "prompt_tokens": prompt, "completion_tokens": sum(r["completion_tokens"] for r in rows),
         "seconds": round(ttft + after, 2), "errors": sum(1 for r in rows if r["error"]),
     }
+    if items and items[0].dataset == "traffic":  # the parent's judge scores these
+        result["answers"] = [{k: r[k] for k in ("item", "question", "answer")} | {"tier": ""}
+                             for r in rows if not r["error"]]
+    return result
 
 
 def main(argv: list[str]) -> int:

@@ -90,6 +90,26 @@ def kl_text(items: Sequence[Item]) -> str:
     return "\n\n".join(parts)
 
 
+def is_traffic(dataset: str) -> bool:
+    return dataset == "traffic" or dataset.endswith(".jsonl")
+
+
+def load_items(dataset: str, data: str | None, limit: int | None) -> tuple[list[Item], str]:
+    """A named dataset's first ``limit`` items (as ``rung eval run`` takes them), or a
+    traffic export's (``--dataset traffic --data FILE``, or ``--dataset FILE.jsonl``)."""
+    from rung.eval import traffic
+    from rung.eval.datasets import first, load
+
+    if is_traffic(dataset):
+        path = data if dataset == "traffic" else dataset
+        if path is None:
+            raise ConfigError("dataset traffic needs --data FILE (`rung traces export`)")
+        items, digest = traffic.load(path)
+        return items[:limit] if limit else items, digest
+    items, digest = load(dataset, data)
+    return first(items, limit), digest
+
+
 @dataclass(frozen=True)
 class Spec:
     """What a worker process is asked to measure (passed as JSON)."""
@@ -127,19 +147,21 @@ def measure_in_subprocess(spec: Spec, *, progress: bool = True) -> dict[str, Any
 def bench(candidates: Sequence[Candidate], *, dataset: str, data: str | None,
           limit: int | None, reference: str | None, catalog: CatalogConfig,
           max_tokens: int = 384, n_ctx: int = 2048, threads: int = 2, seed: int = 0,
-          kl_tokens: int = 1024, progress: bool = True,
+          kl_tokens: int = 1024, progress: bool = True, judge: tuple[Any, str] | None = None,
           log: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
     """Every candidate measured on the dataset, and the KL columns against ``reference``.
+    Traffic is scored by ``judge``: (a config, the name of its judging tier).
 
     Returns ``{"models": [...], "dataset", "items", "reference", ...}``."""
     from rung.catalog import resolve
-    from rung.eval.datasets import first, load
     from rung.quantize import label
 
-    items, digest = load(dataset, data)
-    items = first(items, limit)
+    items, digest = load_items(dataset, data, limit)
     if not items:
         raise ConfigError(f"dataset {dataset} has no items")
+    if is_traffic(dataset) and judge is None:
+        raise ConfigError("traffic has no reference answers: name a judging tier with "
+                          "--judge TIER (of --config)")
     paths = {c.name: resolve(c.model, catalog=catalog) for c in candidates}
     ref_path = resolve(reference, catalog=catalog) if reference else None
     rows: list[dict[str, Any]] = []
@@ -153,12 +175,29 @@ def bench(candidates: Sequence[Candidate], *, dataset: str, data: str | None,
         row: dict[str, Any] = {"model": c.name, "path": str(path), "type": label(path),
                                "strategy": c.strategy, **result}
         rows.append(row)
+        if judge is not None and "answers" in row:
+            log(f"judging {c.name}'s answers with tier {judge[1]}")
+            add_judged(row, judge)
     if ref_path is not None:
         log(f"KL divergence against {reference} on {kl_tokens} tokens of the dataset's text")
         add_divergence(rows, ref_path, kl_text(items), max_tokens=kl_tokens, threads=threads)
     return {"dataset": dataset, "data_sha256": digest, "items": len(items),
             "reference": reference, "max_tokens": max_tokens, "threads": threads,
             "models": rows}
+
+
+def add_judged(row: dict[str, Any], judge: tuple[Any, str]) -> None:
+    """Score a traffic row's answers with the judge: its accuracy and interval."""
+    import asyncio
+
+    from rung.eval import traffic
+
+    answers = row.pop("answers")
+    verdicts = asyncio.run(traffic.judge(judge[0], judge[1], answers))
+    right, n = sum(verdicts), int(row.get("n") or len(verdicts))  # a failed answer: wrong
+    lo, hi = wilson(right, n)
+    row.update(correct=right, accuracy=round(right / max(n, 1), 4),
+               ci95=[round(lo, 4), round(hi, 4)], judge=judge[1])
 
 
 def add_divergence(rows: list[dict[str, Any]], reference: Path, text: str, *,

@@ -118,3 +118,28 @@ def test_json_output(models: dict[str, Path], tmp_path: Path,
     assert result["items"] == 2 and result["reference"] == str(models["F32"])
     assert (tmp_path / "report" / "models.html").is_file()
     assert (tmp_path / "report" / "models.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_traffic_judged_by_a_tier(models: dict[str, Path], tmp_path: Path,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    traces = tmp_path / "traces.jsonl"
+    rows = [{"id": "t1", "messages": [{"role": "user", "content": "What is 2 + 2?"}],
+             "response": "4"},
+            {"id": "t2", "messages": [{"role": "system", "content": "Be brief."},
+                                      {"role": "user", "content": "Capital of France?"}],
+             "response": "Paris"},
+            {"id": "t3", "messages": [{"role": "user", "content": "x"}], "tools": [{}]},
+            {"id": "t4", "route": {"endpoint": "embeddings"}, "messages": []}]
+    traces.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    config = tmp_path / "rung.toml"
+    config.write_text('[[tiers]]\nname = "judge"\n[tiers.backend]\ntype = "llama"\n'
+                      'model = "smollm2-135m"\n')
+    args = ["bench", "models", "--models", str(models["Q8_0"]), "--dataset", str(traces),
+            "--max-tokens", "4", "--threads", "1", "--json", "--config", str(config)]
+    assert main(args) == 1
+    assert "--judge" in capsys.readouterr().err
+    assert main([*args, "--judge", "judge"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)["models"]
+    assert row["n"] == 2 and row["judge"] == "judge" and "answers" not in row
+    assert 0.0 <= row["accuracy"] <= 1.0 and len(row["ci95"]) == 2
