@@ -65,6 +65,8 @@ def test_divergence_by_hand() -> None:
 @pytest.mark.parametrize("text,model,strategy", [
     ("smollm2-135m", "smollm2-135m", None),
     ("/m/x-Q4_0.gguf", "/m/x-Q4_0.gguf", None),
+    ("qwen2.5-coder-0.5b+sc8", "qwen2.5-coder-0.5b", "sc8"),
+    ("m+cot", "m", "cot"),
 ])
 def test_parse_candidate(text: str, model: str, strategy: str | None) -> None:
     c = parse_candidate(text)
@@ -143,3 +145,16 @@ def test_traffic_judged_by_a_tier(models: dict[str, Path], tmp_path: Path,
     (row,) = json.loads(capsys.readouterr().out)["models"]
     assert row["n"] == 2 and row["judge"] == "judge" and "answers" not in row
     assert 0.0 <= row["accuracy"] <= 1.0 and len(row["ci95"]) == 2
+
+
+def test_a_strategy_candidate_answers_through_rung_ttc(
+        models: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "gsm8k.jsonl"
+    data.write_text(json.dumps({"question": "What is 1 + 1?", "answer": "#### 2"}) + "\n")
+    plain, voted = str(models["Q8_0"]), f"{models['Q8_0']}+sc2fixed"
+    assert main(["bench", "models", "--models", f"{plain},{voted}", "--dataset", "gsm8k",
+                 "--data", str(data), "--max-tokens", "4", "--threads", "1", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["models"]
+    assert [r["strategy"] for r in rows] == [None, "sc2fixed"]
+    # two samples drawn: the answer's usage counts both
+    assert rows[1]["completion_tokens"] > rows[0]["completion_tokens"]
