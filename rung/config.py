@@ -387,6 +387,16 @@ class StoreConfig(_Frozen):
                          "still stored).")
 
 
+class PromptsConfig(_Frozen):
+    label_ttl_s: float = Field(5.0, ge=0, description="How long a server keeps where a "
+                               "prompt label points before reading it again: a label moved "
+                               "with `rung prompts label` is served by every replica within "
+                               "this time (versions never change and are kept for good).")
+    timeout_s: float = Field(2.0, gt=0, description="The longest a request waits on the "
+                             "prompt registry; when it does not answer, the label last read "
+                             "is served.")
+
+
 class TelemetryConfig(_Frozen):
     otlp_endpoint: str | None = Field(
         None, description="OTLP/HTTP traces endpoint, e.g. `http://127.0.0.1:4318/v1/traces`"
@@ -461,6 +471,8 @@ class Config(_Frozen):
     server: ServerConfig = Field(default_factory=ServerConfig, description="HTTP server.")
     catalog: CatalogConfig = Field(default_factory=CatalogConfig, description="Model files.")
     store: StoreConfig = Field(default_factory=StoreConfig, description="Where traces go.")
+    prompts: PromptsConfig = Field(default_factory=PromptsConfig,
+                                   description="The prompt registry (`rung prompts`).")
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig,
                                        description="OpenTelemetry export.")
     drift: DriftConfig = Field(default_factory=DriftConfig,

@@ -12,7 +12,7 @@ from rung.errors import RungError
 
 # Subcommand modules under rung.cli; each defines register(subparsers).
 SUBCOMMANDS = ("serve", "chat", "models", "traces", "keys", "config_cmd", "router", "verify", "eval_cmd",
-               "drift", "learn", "bench_cmd", "select_cmd")
+               "drift", "learn", "bench_cmd", "select_cmd", "prompts")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -108,19 +108,23 @@ def _export(args: argparse.Namespace) -> int:
         if args.format == "jsonl":
             for t in _query(args, store, newest_first=False):
                 d = t.as_dict()
+                if t.prompt is not None:
+                    d["prompt"] = t.prompt
                 if t.id in said:
                     d["feedback"] = said[t.id]
                 out.write(json.dumps(d, ensure_ascii=False) + "\n")
         else:
             w = csv.writer(out)
             # new columns last: the ones before kept their places when each was added
-            w.writerow([*EXPORT_FIELDS, "route", "messages", "response", "tools", "feedback"])
+            w.writerow([*EXPORT_FIELDS, "route", "messages", "response", "tools", "feedback",
+                        "prompt"])
             for t in _query(args, store, newest_first=False):
                 d = t.as_dict()
                 w.writerow([*(d[f] for f in EXPORT_FIELDS), json.dumps(d["route"]),
                             json.dumps(d["messages"]), d["response"],
                             json.dumps(t.tools) if t.tools is not None else "",
-                            json.dumps(said[t.id]) if t.id in said else ""])
+                            json.dumps(said[t.id]) if t.id in said else "",
+                            json.dumps(t.prompt) if t.prompt is not None else ""])
     finally:
         store.close()
         if out is not sys.stdout:

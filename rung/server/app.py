@@ -24,6 +24,7 @@ from rung.server.dashboard import add_dashboard_routes
 from rung.server.embeddings import EMBEDDINGS, add_embeddings
 from rung.server.errors import plain_error
 from rung.server.feedback import post_feedback
+from rung.server.prompts import add_prompt_routes
 from rung.server.responses import add_routes as add_responses_routes
 from rung.server.shadow import Shadow
 from rung.server.sinks import (
@@ -192,6 +193,7 @@ def create_app(config: Config, *, gateway: Gateway | None = None,
     app.router.add_get("/metrics", metrics_endpoint)
     add_dashboard_routes(app)
     add_embeddings(app)
+    add_prompt_routes(app)
     return app
 
 

@@ -24,6 +24,7 @@ from rung.cascade import Reply
 from rung.errors import PayloadTooLarge, RungError
 from rung.server import tools_wire, wire
 from rung.server.errors import error_response
+from rung.server.prompts import use_prompt
 from rung.server.sinks import Finished, Sink
 from rung.server.state import ACCESS, CONFIG, GATEWAY, SINKS
 from rung.store.trace import NO_TOOLS, ToolUse, Trace, prompt_hash
@@ -70,6 +71,15 @@ class Exchange:
     finished: bool = False
     shown: dict[str, Any] | None = None  # the route as the client sees it, once finished
     tools: ToolUse = NO_TOOLS  # what the request offered, once parsed
+    prompt: dict[str, Any] | None = None  # the registered prompt used (rung.prompts)
+
+    def client_route(self, route: Route) -> dict[str, Any]:
+        """The route as the client's ``rung`` field shows it before the trace is
+        finished (the prompt used included)."""
+        d = route.as_dict(answers=False)
+        if self.prompt is not None:
+            d["prompt"] = self.prompt
+        return d
 
     def first_token(self) -> None:
         if self.t_first is None:
@@ -97,6 +107,10 @@ class Exchange:
             # What the client is shown: the same, unless a rejected answer is in it.
             self.shown = t.route if self.redact or all(
                 a.answer is None for a in route.attempts) else route.as_dict(answers=False)
+        if self.prompt is not None:
+            t.route["prompt"] = self.prompt
+            if self.shown is not None:
+                self.shown["prompt"] = self.prompt
         tools = replace(self.tools, calls=calls) if calls else self.tools
         t.tools = tools.as_dict(arguments=not self.redact)
         if self.redact:
@@ -146,11 +160,18 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         # A body of megabytes takes tens of milliseconds to parse, hash and copy: not on
         # the event loop (a small one is faster inline than a hop to a thread).
         body, req = await asyncio.to_thread(parse) if len(raw) > _INLINE_BYTES else parse()
+        opts = body.rung
+        pin: str | None = opts.tier if opts else None
+        thresholds: Sequence[float] | None = opts.thresholds if opts else None
+        if opts is not None and opts.prompt is not None:
+            used = await use_prompt(app, ex.trace, opts.prompt, opts.variables, req, pin=pin,
+                                    thresholds=thresholds,
+                                    who=body.user or (key.id if key else None))
+            req, pin, thresholds, ex.prompt = used.request, used.pin, used.thresholds, \
+                used.prompt
         ex.tools = ToolUse.of(req.tools, req.tool_choice)
         tools_wire.check_allowed(config.tools, req.tools, key=key)
-        opts = body.rung
-        ex.reply = gateway.reply(body.model, req, pin=opts.tier if opts else None,
-                                 thresholds=opts.thresholds if opts else None)
+        ex.reply = gateway.reply(body.model, req, pin=pin, thresholds=thresholds)
         if body.stream:
             include_usage = bool(body.stream_options and body.stream_options.include_usage)
             return await _stream_response(request, ex.reply, ex, rid=rid,
@@ -188,7 +209,7 @@ async def _full_response(reply: Reply, ex: Exchange, *, rid: str,
     body = wire.completion_json(
         rid=rid, model=route.tier or route.requested, text=text,
         logprobs=lps if with_logprobs else None, finish_reason=last.finish_reason,
-        usage=last.usage, rung=ex.shown if ex.shown is not None else route.as_dict(answers=False),
+        usage=last.usage, rung=ex.shown if ex.shown is not None else ex.client_route(route),
         tool_calls=tool_calls)
     return web.Response(body=body, content_type="application/json",
                         headers=route_headers(route))
@@ -235,7 +256,7 @@ async def _stream_response(request: web.Request, reply: Reply, ex: Exchange, *, 
         if include_usage:
             await resp.write(wire.usage_event(
                 rid=rid, model=model, created=created, usage=last.usage,
-                rung=reply.route.as_dict(answers=False)))
+                rung=ex.client_route(reply.route)))
         await ex.finish(usage=last.usage, text="".join(parts),
                         calls=assemble_tool_calls(calls))
         await resp.write(wire.DONE_EVENT)

@@ -29,6 +29,7 @@ from rung.server import responses_wire as rw
 from rung.server import tools_wire
 from rung.server.chat import Exchange, new_id, read_body, route_headers
 from rung.server.errors import error_response
+from rung.server.prompts import use_prompt
 from rung.server.state import ACCESS, CONFIG, GATEWAY, SINKS, STORE
 from rung.store.base import TraceStore
 from rung.store.responses import StoredResponse
@@ -140,11 +141,18 @@ async def create_response(request: web.Request) -> web.StreamResponse:
         req = await asyncio.to_thread(build) if len(raw) > _INLINE_BYTES else build()
         ex.trace.prompt_hash = prompt_hash(req.messages)
         ex.trace.messages = [m.as_dict() for m in req.messages]
+        opts = p.body.rung
+        pin: str | None = opts.tier if opts else None
+        thresholds: Sequence[float] | None = opts.thresholds if opts else None
+        if opts is not None and opts.prompt is not None:  # its turns go before instructions
+            who = p.body.user or p.body.safety_identifier or (key.id if key else None)
+            used = await use_prompt(app, ex.trace, opts.prompt, opts.variables, req, pin=pin,
+                                    thresholds=thresholds, who=who)
+            req, pin, thresholds, ex.prompt = used.request, used.pin, used.thresholds, \
+                used.prompt
         ex.tools = ToolUse.of(req.tools, req.tool_choice)
         tools_wire.check_allowed(config.tools, req.tools, key=key)
-        opts = p.body.rung
-        ex.reply = gateway.reply(p.body.model, req, pin=opts.tier if opts else None,
-                                 thresholds=opts.thresholds if opts else None)
+        ex.reply = gateway.reply(p.body.model, req, pin=pin, thresholds=thresholds)
         keep = _Keeper(store, p, history, key, enabled=p.store and not config.store.redact)
         if p.stream:
             return await _stream(request, ex.reply, ex, p, keep, rid=rid)
@@ -202,7 +210,7 @@ def _body(p: rw.ParsedResponses, reply: Reply, ex: Exchange, answer: _Answer, *,
     return rw.response_json(
         p, rid=rid, created=ex.trace.time, model=route.tier or route.requested,
         status=status, incomplete=why, output=answer.output(), usage=answer.last.usage,
-        stored=stored, rung=route.as_dict(answers=False))
+        stored=stored, rung=ex.client_route(route))
 
 
 async def _full(reply: Reply, ex: Exchange, p: rw.ParsedResponses, keep: _Keeper, *,
@@ -290,7 +298,7 @@ async def _stream(request: web.Request, reply: Reply, ex: Exchange, p: rw.Parsed
         failed = rw.response_json(p, rid=rid, created=ex.trace.time, model=model,
                                   status="failed", output=answer.output(),
                                   usage=answer.last.usage, stored=False,
-                                  rung=route.as_dict(answers=False),
+                                  rung=ex.client_route(route),
                                   error={"code": exc.code or "server_error",
                                          "message": exc.message})
         await ev.send("response.failed", response=failed)

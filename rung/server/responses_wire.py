@@ -70,6 +70,8 @@ class _Reasoning(_Strict):
 class _RungOptions(_Strict):
     tier: str | None = None
     thresholds: list[Annotated[float, Field(ge=0.0, le=1.0)]] | None = None
+    prompt: Annotated[str, Field(min_length=1)] | None = None  # as chat's (rung.prompts)
+    variables: dict[str, str | int | float] | None = None
 
 
 class ResponsesBody(_Strict):
@@ -156,10 +158,12 @@ def parse(raw: bytes) -> ParsedResponses:
     if body.metadata is not None and len(body.metadata) > MAX_METADATA:
         raise RequestError(f"'metadata' may have at most {MAX_METADATA} keys.",
                            param="metadata", code="invalid_value")
-    if body.input is None or body.input == "" or body.input == []:
+    prompted = body.rung is not None and body.rung.prompt is not None
+    # A registered prompt may carry every turn.
+    if (body.input is None or body.input == "" or body.input == []) and not prompted:
         raise RequestError("Missing required parameter: 'input'.", param="input",
                            code="missing_required_parameter")
-    turns = input_turns(body.input)
+    turns = input_turns(body.input) if body.input else ()
     tools = tools_of(body.tools)
     return ParsedResponses(body=body, turns=turns, tools=tools,
                            tool_choice=tool_choice_of(body.tool_choice, tools),

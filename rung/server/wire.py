@@ -104,11 +104,15 @@ class _RungOptions(_Strict):
 
     tier: str | None = None
     thresholds: list[Annotated[float, Field(ge=0.0, le=1.0)]] | None = None
+    # A registered prompt (rung.prompts): "NAME", "NAME@LABEL" or "NAME@3", and its
+    # variables; its messages go in front of the request's own.
+    prompt: Annotated[str, Field(min_length=1)] | None = None
+    variables: dict[str, str | int | float] | None = None
 
 
 class ChatCompletionBody(_Strict):
     model: Annotated[str, Field(min_length=1)]
-    messages: Annotated[list[_Message], Field(min_length=1)]
+    messages: list[_Message]  # at least one, unless rung.prompt gives them
     max_tokens: Annotated[int, Field(ge=1)] | None = None
     max_completion_tokens: Annotated[int, Field(ge=1)] | None = None
     temperature: Annotated[float, Field(ge=0.0, le=2.0)] | None = None
@@ -210,6 +214,9 @@ def parse_chat_request(raw: bytes, *, max_messages: int) -> tuple[ChatCompletion
     data = json_object(raw)
     tools_wire.refuse_legacy(data)
     body = validated(ChatCompletionBody, data)
+    if not body.messages and (body.rung is None or body.rung.prompt is None):
+        raise RequestError("Invalid value for 'messages': List should have at least 1 item "
+                           "after validation, not 0", param="messages", code="invalid_value")
     if len(body.messages) > max_messages:
         raise RequestError(f"Too many messages: {len(body.messages)} > {max_messages}.",
                            param="messages", code="too_many_messages")

@@ -14,6 +14,7 @@ from typing import Any
 
 from rung.config import Config, CostConfig
 from rung.cost import cost_of
+from rung.prompts.stats import PromptStats
 from rung.store.base import TraceStore
 from rung.store.feedback import Feedback
 from rung.store.trace import Trace
@@ -211,7 +212,8 @@ def summarize(
     ``MAX_TOOLS``, most called first) its calls and escalation rate (see ``_Tools``).
     ``satisfaction``: the ``feedback`` on the window's answers, by answering tier, whole
     and per bucket (see ``_Satisfaction``). ``embeddings``: requests to ``/v1/embeddings``
-    (count, errors, tokens, cost), which the rest leaves out.
+    (count, errors, tokens, cost), which the rest leaves out. ``prompts``: per registered
+    prompt version, its traffic and which tier answered it (``rung.prompts.stats``).
     """
     step = bucket_seconds(until - since)
     first = math.floor(since / step) * step
@@ -224,6 +226,7 @@ def summarize(
     for fb in feedback:
         scores.setdefault(fb.trace_id, []).append(fb.score)
     satisfaction = _Satisfaction(scores, n)
+    prompts = PromptStats(config.ladder_tiers[0].name, scores)
     top = config.ladder_tiers[-1].cost
     embeddings = {"requests": 0, "errors": 0, "input_tokens": 0, "cost": 0.0}
     for t in traces:
@@ -238,6 +241,7 @@ def summarize(
         total.add(t, top)
         tools.add(t)
         satisfaction.add(t, i)
+        prompts.add(t)
         if t.status != "ok":
             errors[t.status] += 1
     totals = total.as_dict()
@@ -271,6 +275,7 @@ def summarize(
         "tools": tools.as_dict(total.requests),
         "satisfaction": satisfaction.as_dict(),
         "embeddings": embeddings,
+        "prompts": prompts.as_list(),
         "buckets": [{"t": first + i * step} | b.as_dict() for i, b in enumerate(buckets)],
     }
 

@@ -236,6 +236,36 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX responses_time ON responses(time);
     """,
     SHARED_LIMITS,
+    # Version 8: the prompt registry (rung.store.prompts).
+    """
+    CREATE TABLE prompt_versions (
+        name TEXT NOT NULL,
+        version BIGINT NOT NULL,
+        messages TEXT NOT NULL,
+        variables TEXT NOT NULL,
+        config TEXT NOT NULL,
+        message TEXT NOT NULL,
+        author TEXT,
+        created DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (name, version)
+    );
+    CREATE TABLE prompt_labels (
+        name TEXT NOT NULL,
+        label TEXT NOT NULL,
+        target TEXT NOT NULL,
+        updated DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (name, label)
+    );
+    CREATE TABLE prompt_label_moves (
+        name TEXT NOT NULL,
+        label TEXT NOT NULL,
+        n BIGINT NOT NULL,
+        target TEXT NOT NULL,
+        time DOUBLE PRECISION NOT NULL,
+        author TEXT,
+        PRIMARY KEY (name, label, n)
+    );
+    """,
 )
 
 # pg_advisory_lock key: the first 8 bytes of sha256(b"rung.store.migrate"), a signed int64.

@@ -99,6 +99,37 @@ MIGRATIONS: tuple[str, ...] = (
     # Nothing here: version 7 is Postgres's shared rate windows and spend counters
     # (rung.auth.shared); one SQLite process counts in memory (rung.auth.limits).
     "",
+    # The prompt registry (rung.store.prompts): immutable versions, movable labels and
+    # every move of a label (for rollback). messages, variables, config, target: JSON.
+    """
+    CREATE TABLE prompt_versions (
+        name TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        messages TEXT NOT NULL,
+        variables TEXT NOT NULL,
+        config TEXT NOT NULL,
+        message TEXT NOT NULL,
+        author TEXT,
+        created REAL NOT NULL,
+        PRIMARY KEY (name, version)
+    );
+    CREATE TABLE prompt_labels (
+        name TEXT NOT NULL,
+        label TEXT NOT NULL,
+        target TEXT NOT NULL,
+        updated REAL NOT NULL,
+        PRIMARY KEY (name, label)
+    );
+    CREATE TABLE prompt_label_moves (
+        name TEXT NOT NULL,
+        label TEXT NOT NULL,
+        n INTEGER NOT NULL,
+        target TEXT NOT NULL,
+        time REAL NOT NULL,
+        author TEXT,
+        PRIMARY KEY (name, label, n)
+    );
+    """,
 )
 
 COLUMNS = ("id", "time", "model", "status", "tier", "key_id", "escalated", "stream",

@@ -109,6 +109,13 @@ class Trace:
         return str(self.route.get("endpoint") or "chat")
 
     @property
+    def prompt(self) -> dict[str, Any] | None:
+        """The registered prompt the request used, as its route records it (``name``,
+        ``version``, ``label``; rung.prompts), or None."""
+        p = self.route.get("prompt")
+        return p if isinstance(p, dict) else None
+
+    @property
     def routing(self) -> Route:
         """The stored route, read back as the typed record (any stored shape reads)."""
         return Route.from_dict(self.route, requested=self.model)

@@ -318,6 +318,25 @@
     $("tools").replaceChildren(head, ...(rows.length ? rows
       : [el("tr", {}, el("td", { class: "muted", text: "no tools offered in this window" }))]));
   }
+  function drawPrompts(sm) {
+    const cols = ["prompt", "labels", "requests", "p50", "p99", "tokens in/out", "cost", "small tier enough",
+      "share by tier", "escalation rate", "verifier", "judge", "feedback"];
+    const head = el("tr", {}, ...cols.map((c, i) => el("th", { class: i > 1 ? "num" : "", text: c })));
+    const num = (x) => x === null || x === undefined ? "–" : (+x).toFixed(2);
+    const rows = (sm.prompts || []).map((p) => el("tr", { "data-prompt": `${p.name}@${p.version}` },
+      el("td", { text: `${p.name}@${p.version}` }),
+      el("td", { text: Object.keys(p.labels).join(", ") || "–" }),
+      el("td", { class: "num", text: int(p.requests) }), el("td", { class: "num", text: ms(p.latency_ms.p50) }),
+      el("td", { class: "num", text: ms(p.latency_ms.p99) }),
+      el("td", { class: "num", text: `${int(p.input_tokens)} / ${int(p.output_tokens)}` }),
+      el("td", { class: "num", text: money(p.cost) }), el("td", { class: "num", text: pct(p.small_share) }),
+      el("td", { class: "num", text: Object.entries(p.share).map(([t, x]) => `${t} ${pct(x)}`).join(" · ") || "–" }),
+      el("td", { class: "num", text: pct(p.escalation_rate) }), el("td", { class: "num", text: num(p.verifier_score) }),
+      el("td", { class: "num", text: num(p.judge_score) }),
+      el("td", { class: "num", text: p.feedback.n ? `${num(p.feedback.mean)} (${int(p.feedback.n)})` : "–" })));
+    $("prompts").replaceChildren(head, ...(rows.length ? rows
+      : [el("tr", {}, el("td", { class: "muted", text: "no registered prompt used in this window" }))]));
+  }
   function drawSatisfaction(sm) {
     const sat = sm.satisfaction || { n: 0, mean: null, by_tier: {}, buckets: [] };
     $("sat-s").textContent = sat.n ? `${int(sat.n)} ratings, mean ${sat.mean.toFixed(2)} (1 = good)`
@@ -341,6 +360,7 @@
     drawLatency(sm);
     drawCost(sm);
     drawTools(sm);
+    drawPrompts(sm);
     drawSatisfaction(sm);
     const ok = sm.totals.requests - sm.totals.errors;
     fillTable("reasons", "escalation reason", sm.reasons, ok);
