@@ -86,10 +86,11 @@ async def measure(spec: Spec, *, quiet: bool = False) -> dict[str, Any]:
     await backend.start()
     load_s = time.perf_counter() - t0
     progress = None if quiet else Progress(len(items), 0)
-    rows = []
+    rows, loads = [], []
     try:
         for item in items:
             rows.append(await _answer(backend, item, spec, strategy))
+            loads.append(os.getloadavg()[0])
             if progress is not None:
                 progress.step()
     finally:
@@ -114,6 +115,9 @@ async def measure(spec: Spec, *, quiet: bool = False) -> dict[str, Any]:
         "load_s": round(load_s, 3),
         "prompt_tokens": prompt, "completion_tokens": sum(r["completion_tokens"] for r in rows),
         "seconds": round(ttft + after, 2), "errors": sum(1 for r in rows if r["error"]),
+        # The machine's 1-minute load average after each item, averaged: above the thread
+        # count, other work shared the cores and the speeds above are low by that much.
+        "loadavg": round(statistics.mean(loads), 2) if loads else None,
     }
     if items and items[0].dataset == "traffic":  # the parent's judge scores these
         result["answers"] = [{k: r[k] for k in ("item", "question", "answer")} | {"tier": ""}
