@@ -20,6 +20,7 @@ import pytest
 from rung.backends.embedding import local_missing
 from rung.config import Config
 from rung.errors import ConfigError
+from rung.server.embeddings import EMBEDDINGS
 from rung.server.state import CONFIG, STORE
 from rung.store.analytics import summarize
 from rung.store.trace import Trace
@@ -296,9 +297,14 @@ def test_a_full_queue_is_a_503_with_retry_after(up: LiveServer) -> None:
     with rung_server(cfg) as server:
         client = openai.AsyncOpenAI(base_url=f"{server.url}/v1", api_key="x", max_retries=0)
 
+        local = server.app[EMBEDDINGS].tiers[LOCAL]
+
         async def both() -> list[Any]:
             first = asyncio.create_task(client.embeddings.create(model=LOCAL, input=long))
-            await asyncio.sleep(0.2)
+            for _ in range(200):  # until the server holds the first (bounded: 10 s)
+                if getattr(local, "pending", 0) >= 1:
+                    break
+                await asyncio.sleep(0.05)
             second = client.embeddings.with_raw_response.create(model=LOCAL, input="x")
             return list(await asyncio.gather(first, second, return_exceptions=True))
 
