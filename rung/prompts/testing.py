@@ -149,6 +149,9 @@ class Side:
                 "small_share": sum(r["tier"] == self.cheapest for r in ok) / len(ok)
                 if ok else None,
                 "escalation_rate": sum(r["escalated"] for r in ok) / len(ok) if ok else None,
+                # was the small tier right when its answer passed the verifiers?
+                "small_right": [sum(bool(r["correct"]) for r in ok if r["tier"] == self.cheapest),
+                                sum(r["tier"] == self.cheapest for r in ok)],
                 "errors": n - len(ok), "models": self.hashes}
 
 
@@ -247,6 +250,8 @@ def table(a: dict[str, Any], b: dict[str, Any], diff: tuple[float, float, float]
              ("latency p50 ms", ms(a["latency_ms"]["p50"]), ms(b["latency_ms"]["p50"]), ""),
              ("latency p99 ms", ms(a["latency_ms"]["p99"]), ms(b["latency_ms"]["p99"]), ""),
              ("answered by small tier", pct(a["small_share"]), pct(b["small_share"]), ""),
+             ("small tier right", "{}/{}".format(*a["small_right"]),
+              "{}/{}".format(*b["small_right"]), ""),
              ("escalation rate", pct(a["escalation_rate"]), pct(b["escalation_rate"]), ""),
              ("errors", str(a["errors"]), str(b["errors"]), "")]
     w = [max(len(r[i]) for r in lines) for i in range(4)]
