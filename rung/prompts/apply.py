@@ -19,7 +19,10 @@ import orjson
 from rung.errors import ConfigError, RequestError
 from rung.prompts.cache import PromptCache
 from rung.prompts.model import PromptRef, PromptVersion, render
-from rung.types import ChatRequest, Message
+from rung.types import ChatRequest, Message, Role
+
+_ROLES: dict[str, Role] = {"system": "system", "developer": "system", "user": "user",
+                           "assistant": "assistant"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,8 +92,7 @@ async def apply_prompt(cache: PromptCache, text: str, variables: Mapping[str, An
     if d is None:
         d = cache.memo[key] = defaults_of(version.config)
     base = d.request
-    messages = tuple(Message("system" if m["role"] == "developer" else m["role"],  # type: ignore[arg-type]
-                             m["content"]) for m in turns)
+    messages = tuple(Message(_ROLES[m["role"]], m["content"]) for m in turns)
     merged = replace(
         req, messages=(*messages, *req.messages),
         temperature=req.temperature if req.temperature is not None else base.temperature,

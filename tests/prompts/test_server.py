@@ -351,3 +351,34 @@ def test_the_admin_api_pushes_labels_and_rolls_back(tmp_path: Path,
         shown = http("GET", f"{base}/echo").json()
         assert [v["version"] for v in shown["versions"]] == [1, 2]
         assert http("GET", f"{base}/nope").status == 404
+
+
+def test_streams_and_csv_exports_carry_the_version(tmp_path: Path,
+                                                   request: pytest.FixtureRequest) -> None:
+    with world("sqlite", tmp_path, request, replicas=1) as w:
+        w.push(PROMPT, "--label", "production")
+        server = w.servers[0]
+        r = http("POST", f"{server.url}/v1/chat/completions",
+                 {"model": "rung", "messages": [], "stream": True,
+                  "stream_options": {"include_usage": True},
+                  "rung": {"prompt": "gsm", "variables": {"question": "q"}}})
+        events = [json.loads(line[6:]) for line in r.body.decode().splitlines()
+                  if line.startswith("data: {")]
+        assert events[-1]["rung"]["prompt"] == {"name": "gsm", "version": 1,
+                                                "label": "production"}
+        r = http("POST", f"{server.url}/v1/responses",
+                 {"model": "rung", "stream": True, "input": "and?",
+                  "rung": {"prompt": "gsm@1", "variables": {"question": "q"}}})
+        done = [json.loads(line[6:]) for line in r.body.decode().splitlines()
+                if line.startswith("data: {") and "response.completed" in line]
+        assert done[0]["response"]["rung"]["prompt"]["version"] == 1
+        time.sleep(0.2)
+        out = subprocess.run(
+            [sys.executable, "-m", "rung.cli.main", "traces", "export", "--format", "csv",
+             "--store", w.url], cwd=REPO, capture_output=True, text=True, timeout=60,
+            check=True).stdout
+        import csv
+        import io
+
+        rows = list(csv.DictReader(io.StringIO(out)))
+        assert len(rows) == 2 and all(json.loads(r["prompt"])["name"] == "gsm" for r in rows)
