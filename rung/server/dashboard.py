@@ -5,7 +5,8 @@
 - ``GET /admin/api/summary?since=SECONDS_AGO``: traffic per time bucket, share answered
   per tier, escalation rate and reasons, latency and TTFT percentiles, cost and cost saved
   against always sending everything to the last (top) tier, error counts, and tool use
-  (the share of requests that offered tools; per tool, its calls and escalation rate);
+  (the share of requests that offered tools; per tool, its calls and escalation rate),
+  and per registered prompt version its traffic and who answered it (``prompts``);
 - ``GET /admin/api/traces?q=&tier=&status=&escalated=&limit=&before=``: the newest traces
   first, filtered; ``before`` pages on (``next_before`` of the previous page);
 - ``GET /admin/api/traces/{id}``: one trace in full;
