@@ -46,12 +46,13 @@ async def _answer(backend: Any, item: Any, spec: Spec, strategy: Any) -> dict[st
         stream = backend.stream(req)
     t0 = time.perf_counter()
     first: float | None = None
+    streamed = False  # text came first: a tool call arrives whole, when generation ends
     text, usage, error = "", None, None
     deltas: list[ToolCallDelta] = []
     try:
         async for chunk in stream:
             if first is None and (chunk.text or chunk.tool_calls):
-                first = time.perf_counter()
+                first, streamed = time.perf_counter(), bool(chunk.text)
             text += chunk.text
             deltas.extend(chunk.tool_calls)
             usage = chunk.usage or usage
@@ -68,7 +69,7 @@ async def _answer(backend: Any, item: Any, spec: Spec, strategy: Any) -> dict[st
             "correct": verdict.correct, "error": error,
             "prompt_tokens": usage.prompt_tokens if usage else 0,
             "completion_tokens": usage.completion_tokens if usage else 0,
-            "ttft": first - t0, "after_first": end - first}
+            "ttft": first - t0, "after_first": end - first, "streamed": streamed}
 
 
 async def measure(spec: Spec, *, quiet: bool = False) -> dict[str, Any]:
@@ -98,10 +99,13 @@ async def measure(spec: Spec, *, quiet: bool = False) -> dict[str, Any]:
     if progress is not None:
         sys.stderr.write("\n")
     right = sum(r["correct"] for r in rows)
-    prompt = sum(r["prompt_tokens"] for r in rows)
-    ttft = sum(r["ttft"] for r in rows)
-    gen = sum(max(r["completion_tokens"] - 1, 0) for r in rows)
-    after = sum(r["after_first"] for r in rows)
+    # Speeds from streamed answers only: a tool call's first chunk is its whole answer, so
+    # its time to first token includes the generation (and is reported as such).
+    timed = [r for r in rows if r["streamed"]]
+    prompt = sum(r["prompt_tokens"] for r in timed)
+    ttft = sum(r["ttft"] for r in timed)
+    gen = sum(max(r["completion_tokens"] - 1, 0) for r in timed)
+    after = sum(r["after_first"] for r in timed)
     lo, hi = wilson(right, len(rows))
     result: dict[str, Any] = {
         "n": len(rows), "correct": right, "accuracy": round(right / len(rows), 4),
@@ -114,7 +118,8 @@ async def measure(spec: Spec, *, quiet: bool = False) -> dict[str, Any]:
         "file_mb": round(os.path.getsize(spec.model) / 1e6, 1),
         "load_s": round(load_s, 3),
         "prompt_tokens": prompt, "completion_tokens": sum(r["completion_tokens"] for r in rows),
-        "seconds": round(ttft + after, 2), "errors": sum(1 for r in rows if r["error"]),
+        "seconds": round(sum(r["ttft"] + r["after_first"] for r in rows), 2),
+        "errors": sum(1 for r in rows if r["error"]), "streamed": len(timed),
         # The machine's 1-minute load average after each item, averaged: above the thread
         # count, other work shared the cores and the speeds above are low by that much.
         "loadavg": round(statistics.mean(loads), 2) if loads else None,
