@@ -120,6 +120,18 @@ class Exchange:
             await sink(done)
 
 
+async def admit(request: web.Request, trace: Trace) -> ApiKey | None:
+    """The caller's key, counted in against its limits (None where keys are off). The
+    trace carries the key from here on, so a refused request's trace says whose it was."""
+    access = request.app[ACCESS]
+    if access is None:
+        return None
+    key = access.authenticate(request.headers.get("Authorization"))
+    trace.key_id = key.id
+    await access.admit(key)
+    return key
+
+
 async def read_body(request: web.Request, limit: int) -> bytes:
     try:
         if request.content_length is not None and request.content_length > limit:
@@ -146,15 +158,12 @@ def _parse(raw: bytes, t: Trace, *,
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     """The handler; the app's parts come from its keys (``rung.server.state``)."""
     app = request.app
-    config, gateway, access = app[CONFIG], app[GATEWAY], app[ACCESS]
+    config, gateway = app[CONFIG], app[GATEWAY]
     rid = _request_id()
     ex = Exchange(app[SINKS], config.store.redact, Trace(id=rid, time=time.time(), model=""))
     key: ApiKey | None = None
     try:
-        if access is not None:
-            key = access.authenticate(request.headers.get("Authorization"))
-            ex.trace.key_id = key.id
-            await access.admit(key)
+        key = await admit(request, ex.trace)
         raw = await read_body(request, config.server.max_body_bytes)
         parse = functools.partial(_parse, raw, ex.trace, max_messages=config.server.max_messages)
         # A body of megabytes takes tens of milliseconds to parse, hash and copy: not on

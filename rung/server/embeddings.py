@@ -26,10 +26,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from rung.backends.embedding import F32, EmbeddingTiers, Inputs
 from rung.errors import PayloadTooLarge, RequestError, RungError
-from rung.server.chat import Exchange
+from rung.server.chat import Exchange, admit
 from rung.server.errors import error_response
 from rung.server.sinks import JudgeSink, ShadowSink, Sink
-from rung.server.state import ACCESS, CONFIG, SINKS
+from rung.server.state import CONFIG, SINKS
 from rung.server.wire import json_object, validated
 from rung.store.trace import Trace
 
@@ -118,15 +118,12 @@ def _sinks(sinks: Sequence[Sink]) -> list[Sink]:
 async def create_embeddings(request: web.Request) -> web.Response:
     """The handler; the tiers come from the app (:func:`add_embeddings`)."""
     app = request.app
-    config, access = app[CONFIG], app[ACCESS]
+    config = app[CONFIG]
     trace = Trace(id=f"embd-{os.urandom(12).hex()}", time=time.time(), model="",
                   route={"endpoint": ENDPOINT})
     ex = Exchange(_sinks(app[SINKS]), config.store.redact, trace)
     try:
-        if access is not None:
-            key = access.authenticate(request.headers.get("Authorization"))
-            trace.key_id = key.id
-            await access.admit(key)
+        await admit(request, trace)
         raw = await _read(request, config.server.max_body_bytes)
 
         def parsed() -> tuple[EmbeddingsBody, Inputs, str]:

@@ -27,7 +27,7 @@ from rung.cascade import Reply
 from rung.errors import NotFound, RequestError, RungError
 from rung.server import responses_wire as rw
 from rung.server import tools_wire
-from rung.server.chat import Exchange, new_id, read_body, route_headers
+from rung.server.chat import Exchange, admit, new_id, read_body, route_headers
 from rung.server.errors import error_response
 from rung.server.prompts import use_prompt
 from rung.server.state import ACCESS, CONFIG, GATEWAY, SINKS, STORE
@@ -122,15 +122,12 @@ async def _history(store: TraceStore, p: rw.ParsedResponses, key: ApiKey | None,
 
 async def create_response(request: web.Request) -> web.StreamResponse:
     app = request.app
-    config, gateway, access, store = app[CONFIG], app[GATEWAY], app[ACCESS], app[STORE]
+    config, gateway, store = app[CONFIG], app[GATEWAY], app[STORE]
     rid = new_id("resp_")
     ex = Exchange(app[SINKS], config.store.redact, Trace(id=rid, time=time.time(), model=""))
     key: ApiKey | None = None
     try:
-        if access is not None:
-            key = access.authenticate(request.headers.get("Authorization"))
-            ex.trace.key_id = key.id
-            await access.admit(key)
+        key = await admit(request, ex.trace)
         raw = await read_body(request, config.server.max_body_bytes)
         p = await asyncio.to_thread(rw.parse, raw) if len(raw) > _INLINE_BYTES \
             else rw.parse(raw)
