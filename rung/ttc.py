@@ -5,7 +5,8 @@ A request's ``reasoning_effort`` (OpenAI's levels: ``minimal``, ``low``, ``mediu
 
 - ``direct``: the request as sent;
 - ``step_by_step``: a system instruction to reason step by step and end on the answer;
-- ``sc:K``: self-consistency, up to K step-by-step samples whose final answers vote,
+- ``sc:K``: self-consistency, up to K step-by-step samples whose final answers vote
+  (sampled at the request's temperature, or 0.7 when it sets none or 0),
   stopping adaptively once the leading answer is the majority with probability 0.95
   (Beta(leader + 1, runner-up + 1) above one half: Aggarwal et al.'s Adaptive-Consistency
   rule for two candidates); ``sc:K:fixed`` always draws K;
@@ -136,8 +137,9 @@ async def run(strategy: Strategy, stream: Stream, request: ChatRequest,
         async for chunk in stream(cot):
             yield chunk
         return
-    temperature = request.temperature if request.temperature is not None \
-        else SAMPLE_TEMPERATURE
+    # Samples must differ to vote: a greedy request (temperature 0, as evaluations send)
+    # or one without a temperature is sampled at SAMPLE_TEMPERATURE.
+    temperature = request.temperature if request.temperature else SAMPLE_TEMPERATURE
     base = request.seed if request.seed is not None else 0
     samples: list[list[Chunk]] = []
     votes: Counter[str] = Counter()
@@ -156,7 +158,8 @@ async def run(strategy: Strategy, stream: Stream, request: ChatRequest,
     winner, count = votes.most_common(1)[0]
     chosen = samples[keys.index(winner)]
     record({"name": "self_consistency", "samples": len(samples), "max": strategy.samples,
-            "adaptive": strategy.adaptive, "agreement": round(count / len(samples), 3),
+            "adaptive": strategy.adaptive, "temperature": temperature,
+            "agreement": round(count / len(samples), 3),
             "confidence": round(confidence, 4), "answer": winner[:40]})
     for chunk in chosen[:-1]:
         yield chunk

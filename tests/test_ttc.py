@@ -101,6 +101,16 @@ async def test_adaptive_self_consistency_stops_once_the_samples_agree() -> None:
     assert {r.temperature for r in seen} == {ttc.SAMPLE_TEMPERATURE}
 
 
+async def test_a_greedy_request_is_still_sampled() -> None:
+    stream, seen = _scripted(["Answer: 4"] * 4)
+    record: dict[str, Any] = {}
+    req = ChatRequest(messages=(Message("user", "What is 2+2?"),), temperature=0.0)
+    _ = [c async for c in ttc.run(ttc.Strategy("self_consistency", 4), stream, req,
+                                  record.update)]
+    assert {r.temperature for r in seen} == {ttc.SAMPLE_TEMPERATURE}
+    assert record["temperature"] == ttc.SAMPLE_TEMPERATURE
+
+
 async def test_fixed_self_consistency_draws_all_and_the_majority_wins() -> None:
     answers = ["so 5", "Answer: 4", "four: 4", "Answer: 5", "Answer: 4"]
     chunks, seen, record = await _run(ttc.Strategy("self_consistency", 5, adaptive=False),
