@@ -85,6 +85,17 @@ class Exchange:
         if self.t_first is None:
             self.t_first = time.perf_counter()
 
+    async def refuse(self, exc: RungError) -> web.Response:
+        """The error answer for a request refused before its answer began: the trace is
+        finished with the error (a store that cannot keep it does not replace the
+        error), and the route so far is in the headers."""
+        with contextlib.suppress(RungError):
+            await self.finish(status=exc.code or "error", error=exc.message)
+        resp = error_response(exc)
+        if self.reply is not None:
+            resp.headers.update(route_headers(self.reply.route))
+        return resp
+
     async def finish(self, *, status: str = "ok", usage: Usage | None = None,
                      text: str | None = None, error: str | None = None,
                      calls: tuple[ToolCall, ...] = ()) -> None:
@@ -188,12 +199,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
                                           with_logprobs=req.logprobs)
         return await _full_response(ex.reply, ex, rid=rid, with_logprobs=req.logprobs)
     except RungError as exc:
-        with contextlib.suppress(RungError):  # the error is the answer, its trace kept or not
-            await ex.finish(status=exc.code or "error", error=exc.message)
-        resp = error_response(exc)
-        if ex.reply is not None:
-            resp.headers.update(route_headers(ex.reply.route))
-        return resp
+        return await ex.refuse(exc)
     finally:
         if ex.reply is not None:
             await ex.reply.aclose()

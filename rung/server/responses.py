@@ -155,11 +155,7 @@ async def create_response(request: web.Request) -> web.StreamResponse:
             return await _stream(request, ex.reply, ex, p, keep, rid=rid)
         return await _full(ex.reply, ex, p, keep, rid=rid)
     except RungError as exc:
-        await ex.finish(status=exc.code or "error", error=exc.message)
-        resp = error_response(exc)
-        if ex.reply is not None:
-            resp.headers.update(route_headers(ex.reply.route))
-        return resp
+        return await ex.refuse(exc)
     finally:
         if ex.reply is not None:
             await ex.reply.aclose()
