@@ -20,7 +20,8 @@ It is a small stack. Base scorers, each an expected gain per prompt:
   in embedding space, times each subject's mean gain).
 
 A least-squares combiner fitted on the base scorers' out-of-fold outputs gives the final
-expected gain. Training needs scikit-learn and scipy; scoring needs only numpy (plus
+expected gain. A prompt unlike the training prompts (``rung.routing.domain``) gets the
+fallback's instead: a straight line in its log length fitted on the same gains. Training needs scikit-learn and scipy; scoring needs only numpy (plus
 ``tokenizers`` and the MiniLM weights when embeddings are used).
 """
 
@@ -38,6 +39,7 @@ import numpy.typing as npt
 from rung.errors import ConfigError
 from rung.routing import artifact
 from rung.routing.data import Outcome
+from rung.routing.domain import Domain, fit_line, on_line
 from rung.routing.scorers import MAX_PROMPT_CHARS
 from rung.routing.structure import structure_features
 from rung.routing.text import Tfidf
@@ -106,6 +108,7 @@ class RouterModel:
     arrays: dict[str, npt.NDArray[Any]]
     tfidf: Tfidf
     meta: dict[str, Any] = field(default_factory=dict)
+    domain: Domain | None = None  # None: every prompt is scored in domain
     _embedder: Any = None
     _embedder_lock: threading.Lock = field(default_factory=threading.Lock, repr=False,
                                            compare=False)
@@ -158,8 +161,16 @@ class RouterModel:
         """Scores in [0, 1]: (1 + expected gain) / 2, clipped."""
         if not prompts:
             return np.zeros(0)
-        out: FArr = np.clip((1.0 + self.expected_gain(prompts, embeddings)) / 2.0, 0.0, 1.0)
+        gain = self.expected_gain(prompts, embeddings)
+        if self.domain is not None and "fb_gain" in self.arrays:
+            for i, p in enumerate(prompts):
+                if not self.domain.contains(p[:MAX_PROMPT_CHARS]):
+                    gain[i] = on_line(self.arrays["fb_gain"], p[:MAX_PROMPT_CHARS])
+        out: FArr = np.clip((1.0 + gain) / 2.0, 0.0, 1.0)
         return out
+
+    def in_domain(self, prompt: str) -> bool:
+        return self.domain is None or self.domain.contains(prompt[:MAX_PROMPT_CHARS])
 
     def score(self, prompt: str) -> float:
         return float(self.score_batch([prompt])[0])
@@ -169,6 +180,8 @@ class RouterModel:
         if "knn_x" in arrays:
             arrays["knn_x"] = arrays["knn_x"].astype(np.float16)
         arrays.update(self.tfidf.to_arrays("tfidf_"))
+        if self.domain is not None:
+            arrays.update(self.domain.to_arrays("dom_"))
         meta = {**self.meta, "components": list(self.components)}
         artifact.save(path, kind=KIND, meta=meta, arrays=arrays)
 
@@ -176,9 +189,11 @@ class RouterModel:
     def load(cls, path: str | Path) -> RouterModel:
         header, a = artifact.load(path, kind=KIND)
         tfidf = Tfidf.from_arrays(a, "tfidf_")
-        arrays = {k: v for k, v in a.items() if k not in ("tfidf_terms", "tfidf_idf")}
+        arrays = {k: v for k, v in a.items()
+                  if k not in ("tfidf_terms", "tfidf_idf") and not k.startswith("dom_")}
         meta = {k: v for k, v in header.items() if k != "components"}
-        return cls(components=tuple(header["components"]), arrays=arrays, tfidf=tfidf, meta=meta)
+        return cls(components=tuple(header["components"]), arrays=arrays, tfidf=tfidf, meta=meta,
+                   domain=Domain.from_arrays(a, "dom_"))
 
 
 def knn_mean(e: E32, train_x: E32, train_y: FArr) -> FArr:
@@ -261,11 +276,14 @@ def train_router(
     x = np.hstack([oof, np.ones((len(oof), 1))])
     coef = np.linalg.lstsq(x, gain.astype(np.float64), rcond=None)[0]
     final.arrays["stack_w"], final.arrays["stack_b"] = coef[:-1], np.asarray(coef[-1])
+    final.arrays["fb_gain"] = fit_line(prompts, gain.tolist())
+    final.domain = Domain.fit(prompts)
     final.meta = {
         "benchmarks": sorted({o.benchmark for o in outcomes}),
         "n_train": len(outcomes),
         "score": "(1 + E[strong correct - weak correct]) / 2",
         "embedder": "all-MiniLM-L6-v2" if emb is not None else None,
         "stack_weights": dict(zip(final.components, coef[:-1].round(4).tolist(), strict=True)),
+        "fallback": "a line in log length, out of domain (rung.routing.domain)",
     }
     return final
