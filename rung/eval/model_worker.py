@@ -65,6 +65,8 @@ async def _answer(backend: Any, item: Any, spec: Spec, strategy: Any) -> dict[st
     else:
         verdict = await asyncio.to_thread(check, item, text, calls)
     first = first if first is not None else end
+    if strategy is not None and strategy.kind == "self_consistency":
+        streamed = False  # the vote's answer comes whole, after every sample: no split
     return {"item": item.id, "question": item.question, "answer": text,
             "correct": verdict.correct, "error": error,
             "prompt_tokens": usage.prompt_tokens if usage else 0,
@@ -100,12 +102,18 @@ async def measure(spec: Spec, *, quiet: bool = False) -> dict[str, Any]:
         sys.stderr.write("\n")
     right = sum(r["correct"] for r in rows)
     # Speeds from streamed answers only: a tool call's first chunk is its whole answer, so
-    # its time to first token includes the generation (and is reported as such).
+    # its time to first token includes the generation (and is reported as such). Nothing
+    # streams under self-consistency (the vote's answer comes whole): its generation speed
+    # is every sample's tokens over the whole time, prompts included, and it has no prompt
+    # speed of its own.
     timed = [r for r in rows if r["streamed"]]
     prompt = sum(r["prompt_tokens"] for r in timed)
     ttft = sum(r["ttft"] for r in timed)
     gen = sum(max(r["completion_tokens"] - 1, 0) for r in timed)
     after = sum(r["after_first"] for r in timed)
+    if not timed and strategy is not None and strategy.kind == "self_consistency":
+        gen = sum(r["completion_tokens"] for r in rows)
+        after = sum(r["ttft"] + r["after_first"] for r in rows)
     lo, hi = wilson(right, len(rows))
     result: dict[str, Any] = {
         "n": len(rows), "correct": right, "accuracy": round(right / len(rows), 4),
@@ -117,7 +125,8 @@ async def measure(spec: Spec, *, quiet: bool = False) -> dict[str, Any]:
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "file_mb": round(os.path.getsize(spec.model) / 1e6, 1),
         "load_s": round(load_s, 3),
-        "prompt_tokens": prompt, "completion_tokens": sum(r["completion_tokens"] for r in rows),
+        "prompt_tokens": sum(r["prompt_tokens"] for r in rows),
+        "completion_tokens": sum(r["completion_tokens"] for r in rows),
         "seconds": round(sum(r["ttft"] + r["after_first"] for r in rows), 2),
         "errors": sum(1 for r in rows if r["error"]), "streamed": len(timed),
         # The machine's 1-minute load average after each item, averaged: above the thread

@@ -158,3 +158,8 @@ def test_a_strategy_candidate_answers_through_rung_ttc(
     assert [r["strategy"] for r in rows] == [None, "sc2fixed"]
     # two samples drawn: the answer's usage counts both
     assert rows[1]["completion_tokens"] > rows[0]["completion_tokens"]
+    # the vote's answer comes whole: no prompt speed, generation over the whole time
+    assert rows[1]["streamed"] == 0 and rows[1]["prompt_tok_s"] is None
+    assert rows[1]["gen_tok_s"] == pytest.approx(
+        rows[1]["completion_tokens"] / rows[1]["seconds"], rel=0.1)  # seconds are rounded
+    assert rows[1]["prompt_tokens"] >= rows[0]["prompt_tokens"] > 0
