@@ -34,7 +34,7 @@ from rung.types import (
     assemble_tool_calls,
 )
 from rung.verify.relevance import ToolRelevanceVerifier
-from rung.verify.tools import call_problem, value_tokens
+from rung.verify.tools import ToolSchemaVerifier, value_tokens
 
 POLICY = "policy"
 
@@ -79,7 +79,7 @@ async def answer_one(gateway: Gateway, item: Item, target: Target, *, seed: int,
     model = gateway.config.alias if target.name == POLICY else target.name
     req = request_for(item, seed=seed, max_tokens=max_tokens)
     t0 = time.perf_counter()
-    text, usage, error, compute = "", None, None, None
+    text, usage, error, compute, finish = "", None, None, None, None
     toks: list[TokenLogprob] = []
     deltas: list[ToolCallDelta] = []
     reply = gateway.reply(model, req)
@@ -88,6 +88,7 @@ async def answer_one(gateway: Gateway, item: Item, target: Target, *, seed: int,
             text += chunk.text
             usage = chunk.usage or usage
             compute = chunk.compute_s if chunk.compute_s is not None else compute
+            finish = chunk.finish_reason or finish
             toks.extend(chunk.logprobs)
             deltas.extend(chunk.tool_calls)
     except RungError as exc:
@@ -121,8 +122,8 @@ async def answer_one(gateway: Gateway, item: Item, target: Target, *, seed: int,
         row["tool_calls"] = [c.as_dict() for c in calls]
         row["why"] = verdict.why or error
         # What the tool verifiers would see, so their cascades replay offline.
-        specs = {t.name: t for t in req.tools}
-        row["schema_ok"] = all(call_problem(c, specs) is None for c in calls)
+        row["finish_reason"] = finish
+        row["schema_ok"] = ToolSchemaVerifier().judge(req, calls, text, finish).accept
         row["relevance_ok"] = ToolRelevanceVerifier().judge(req, calls).accept
         values = [t.logprob for t in value_tokens(toks)] if calls else []
         row["arg_logprob"] = round(sum(values) / len(values), 5) if values else None

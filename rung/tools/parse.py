@@ -20,6 +20,7 @@ answer that starts with ``{``) is held back until it is decided.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +30,17 @@ from rung.types import ToolCall
 _TAG_OPEN, _TAG_CLOSE = "<tool_call>", "</tool_call>"
 _FENCE = "```"
 _MARKERS = ((_TAG_OPEN, _TAG_CLOSE), (_FENCE, _FENCE))
+
+
+# A call begun: the tag, or a fenced or bare JSON object whose first key is "name".
+_CALL_BEGUN = re.compile(r'<tool_call>|```(?:json)?\s*[\[{]\s*\{?\s*"name"|^\s*[\[{]\s*\{?\s*"name"')
+
+
+def begins_call(text: str) -> bool:
+    """Whether ``text`` begins writing a call in one of the forms above (whether or not it
+    finished it): what an answer cut off mid-call looks like once its JSON no longer
+    parses."""
+    return _CALL_BEGUN.search(text) is not None
 
 
 def new_call_id() -> str:

@@ -76,6 +76,26 @@ async def test_tool_schema(case: str, choice: ToolChoice | None, calls: list[Too
     assert "kelvin" not in v.detail  # verdicts are stored under redact: no argument values
 
 
+CUT = [  # (text, finish_reason, accept): what an answer without a parsed call says
+    ('```json\n{\n  "name": "get_weather",\n  "arguments": {"city": "Paris, Paris, Paris',
+     "length", False),
+    ('<tool_call>{"name": "get_weather", "arguments": {"city": "Par', "length", False),
+    ('{"name": "get_weather", "arguments": {"city": "Par', "length", False),
+    ("To find the weather, open a browser and look it up, then " * 5, "length", True),
+    ('```json\n{\n  "name": "get_weather", "arguments": {"city": "Paris"', "stop", True),
+]
+
+
+@pytest.mark.parametrize(("text", "finish", "accept"), CUT)
+async def test_a_call_cut_off_at_the_length_limit_is_rejected(text: str, finish: str,
+                                                              accept: bool) -> None:
+    req = ChatRequest(messages=USER, tools=(W, T))
+    cut = Answer("t", [Chunk(text=text), Chunk(finish_reason=finish)])  # type: ignore[arg-type]
+    v = await ToolSchemaVerifier().verify(req, cut, never)
+    assert v.accept is accept, v
+    assert accept or v.detail == "a call cut off at the length limit"
+
+
 async def test_without_tools_both_abstain() -> None:
     req = ChatRequest(messages=USER)
     assert (await ToolSchemaVerifier().verify(req, answer(call("x")), never)).accept
