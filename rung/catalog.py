@@ -117,8 +117,9 @@ BUILTIN: dict[str, CatalogEntry] = {
             sampling=_QWEN25,
         ),
         # Qwen2.5-0.5B's rows are 896 wide, not a multiple of the 256 that k-quants need, so
-        # its published Q4_K_M falls back to larger blocks: on BFCL here it cost 66% of the
-        # 1.5B's compute with a third of its parameters. Q4_0 (32-wide blocks) fits.
+        # its published Q4_K_M falls back to larger blocks. Q4_0 (32-wide blocks) fits: twice
+        # the speed in `rung bench models` on shared cores, but no cheaper than the Q4_K_M
+        # inside the BFCL evaluation and two items less accurate (docs/tool-calling.md).
         CatalogEntry(
             name="qwen2.5-coder-0.5b-q4_0",
             source=Requantized(

@@ -21,8 +21,10 @@ It is a small stack. Base scorers, each an expected gain per prompt:
 
 A least-squares combiner fitted on the base scorers' out-of-fold outputs gives the final
 expected gain. A prompt unlike the training prompts (``rung.routing.domain``) gets the
-fallback's instead: a straight line in its log length fitted on the same gains. Training needs scikit-learn and scipy; scoring needs only numpy (plus
-``tokenizers`` and the MiniLM weights when embeddings are used).
+fallback's instead: a straight line in its log length fitted on the same gains.
+
+Training needs scikit-learn and scipy; scoring needs only numpy (plus ``tokenizers`` and
+the MiniLM weights when embeddings are used).
 """
 
 from __future__ import annotations
@@ -162,9 +164,9 @@ class RouterModel:
         if not prompts:
             return np.zeros(0)
         gain = self.expected_gain(prompts, embeddings)
-        if self.domain is not None and "fb_gain" in self.arrays:
+        if "fb_gain" in self.arrays:
             for i, p in enumerate(prompts):
-                if not self.domain.contains(p[:MAX_PROMPT_CHARS]):
+                if not self.in_domain(p):
                     gain[i] = on_line(self.arrays["fb_gain"], p[:MAX_PROMPT_CHARS])
         out: FArr = np.clip((1.0 + gain) / 2.0, 0.0, 1.0)
         return out
