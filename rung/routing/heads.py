@@ -4,9 +4,9 @@ Traffic labels only the tier that answered. So two heads are fitted, each on its
 tier's labels: P(the first tier is right | prompt) from the requests it answered, and
 P(a stronger tier is right | prompt) from the requests a stronger tier answered (TF-IDF
 unigrams and bigrams plus the prompt's log length, logistic regression: on a few hundred
-noisy labels it beat rung's stacked router, measured in docs/learning.md). The score is the expected
-gain of escalating, on the stacked router's scale: (1 + P(stronger right) - P(first
-right)) / 2. Without labels for the stronger side, its head is the constant 1 (the score
+noisy labels it beat rung's stacked router, measured in docs/learning.md). The score is
+the expected gain of escalating, on the stacked router's scale: (1 + P(stronger right) -
+P(first right)) / 2. Without labels for the stronger side, its head is the constant 1 (the score
 is then the first tier's estimated chance of failing, halved and shifted).
 
 A prompt unlike the training prompts (``rung.routing.domain``) is scored by the fallback

@@ -33,7 +33,8 @@ _MARKERS = ((_TAG_OPEN, _TAG_CLOSE), (_FENCE, _FENCE))
 
 
 # A call begun: the tag, or a fenced or bare JSON object whose first key is "name".
-_CALL_BEGUN = re.compile(r'<tool_call>|```(?:json)?\s*[\[{]\s*\{?\s*"name"|^\s*[\[{]\s*\{?\s*"name"')
+_CALL_OBJECT = r'[\[{]\s*\{?\s*"name"'  # an object, or a list of them, opening on "name"
+_CALL_BEGUN = re.compile(rf"<tool_call>|```(?:json)?\s*{_CALL_OBJECT}|^\s*{_CALL_OBJECT}")
 
 
 def begins_call(text: str) -> bool:
