@@ -53,6 +53,10 @@ class SamplingConfig(_Frozen):
     top_k: int | None = Field(None, ge=0, description="Top-k cut (0: off).")
 
 
+AFTER_TOOL_RESULT = ("Given this result, answer my question in plain text, or call another "
+                     "function if one is still needed.")
+
+
 class LlamaBackendConfig(_Frozen):
     type: Literal["llama"] = Field("llama", description="In-process llama.cpp model.")
     model: str = Field(
@@ -85,6 +89,12 @@ class LlamaBackendConfig(_Frozen):
         None, ge=1, description="The most tokens an answer may have when the request sets no "
         "`max_tokens` (unset: the rest of the context). A small model that loops then stops "
         "there, and the `repetition` verifier can send the request on."
+    )
+    after_tool_result: str | None = Field(
+        AFTER_TOOL_RESULT, description="A user turn added to the prompt (not to the "
+        "conversation or its trace) when it ends with tool results and the choice is `auto`: "
+        "without it the local Qwen2.5-Coder models called the tool again instead of "
+        "answering (`bench/tool_result_turn.py`). Empty: none."
     )
     sampling: SamplingConfig | None = Field(
         None, description="Sampling for requests that set neither `temperature` nor `top_p` "

@@ -404,7 +404,8 @@ class LlamaBackend:
 
     def _render(self, request: ChatRequest) -> tuple[bytes, bool]:
         """The prompt through the chat template, and whether to add BOS."""
-        messages, tools = template_inputs(request, native=self._native_tools)
+        messages, tools = template_inputs(request, native=self._native_tools,
+                                          after_result=self._cfg.after_tool_result)
         fmt = self._formatter(messages=messages, tools=tools)
         return fmt.prompt.encode("utf-8"), not fmt.added_special
 

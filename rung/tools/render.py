@@ -28,21 +28,35 @@ def offered(request: ChatRequest) -> bool:
                                     or request.tool_choice.mode != "none")
 
 
-def template_inputs(request: ChatRequest, *, native: bool
+def template_inputs(request: ChatRequest, *, native: bool, after_result: str | None = None
                     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
     """``(messages, tools)`` for the chat template: tools is None when none are offered
-    or the template does not know them (they are then in the system turn)."""
+    or the template does not know them (they are then in the system turn).
+
+    ``after_result``: a user turn added when the conversation ends with tool results and
+    the model may choose between a call and text (``auto``), before it answers.
+    """
     tools = [_tool_json(t) for t in request.tools] if offered(request) else None
     if native:
-        return [_native_turn(m) for m in request.messages], tools
-    turns = [_written_turn(m) for m in request.messages]
-    if tools:
-        head = _instructions(tools, request)
-        if turns and turns[0]["role"] == "system":
-            turns[0] = {"role": "system", "content": turns[0]["content"] + "\n\n" + head}
-        else:
-            turns.insert(0, {"role": "system", "content": head})
-    return turns, None
+        turns = [_native_turn(m) for m in request.messages]
+    else:
+        turns = [_written_turn(m) for m in request.messages]
+        if tools:
+            head = _instructions(tools, request)
+            if turns and turns[0]["role"] == "system":
+                turns[0] = {"role": "system", "content": turns[0]["content"] + "\n\n" + head}
+            else:
+                turns.insert(0, {"role": "system", "content": head})
+    if after_result and _answers_results(request):
+        turns.append({"role": "user", "content": after_result})
+    return turns, tools if native else None
+
+
+def _answers_results(request: ChatRequest) -> bool:
+    """Whether this turn follows tool results with the choice between a call and text."""
+    choice = request.tool_choice
+    return (offered(request) and (choice is None or choice.mode == "auto")
+            and bool(request.messages) and request.messages[-1].role == "tool")
 
 
 def _tool_json(tool: ToolSpec) -> dict[str, Any]:

@@ -5,7 +5,11 @@
   parameter schema (required ones present, types and enums right), a ``required`` or
   forced choice got a call at all, and an answer did not stop at its length limit in the
   middle of writing a call (a small model that loops inside an argument string leaves
-  only text behind: on the BFCL dev split, 1 of 66 answers of the 0.5B, and no right one).
+  only text behind: on the BFCL dev split, 1 of 66 answers of the 0.5B, and no right one),
+  and no call repeats one the conversation already made and got the result of (what the
+  local Qwen models do instead of answering from the result: ``bench/tool_result_turn.py``;
+  an agent that polls a tool on purpose pays one escalation for it, and the top tier's
+  call is returned whatever it is).
 - ``tool_crosscheck``: another tier answers the same turn, and a call is accepted only
   when that tier makes the same calls: the same functions, and the same values (after
   light normalisation) of each function's required arguments. Optional arguments are
@@ -57,14 +61,30 @@ class ToolSchemaVerifier:
                 return Verdict(self.name, 1.0, False, f"tool_choice {choice.mode}: no call")
             return Verdict(self.name, 0.0, True, "no call")
         tools = {t.name: t for t in request.tools}
+        done = answered_calls(request)
         for call in calls:
             problem = call_problem(call, tools)
+            if problem is None and _same_call(call) in done:
+                problem = f"{call.name}: repeats a call whose result is in the conversation"
             if problem is None and choice is not None and choice.mode == "function" \
                     and call.name != choice.name:
                 problem = f"{call.name}: not the forced {choice.name}"
             if problem is not None:
                 return Verdict(self.name, 1.0, False, problem[:160])
         return Verdict(self.name, 0.0, True, f"{len(calls)} valid call(s)")
+
+
+def answered_calls(request: ChatRequest) -> set[tuple[str, str]]:
+    """The calls of earlier turns that a tool turn answered, as :func:`_same_call` keys."""
+    results = {m.tool_call_id for m in request.messages if m.role == "tool"}
+    return {_same_call(c) for m in request.messages for c in m.tool_calls if c.id in results}
+
+
+def _same_call(call: ToolCall) -> tuple[str, str]:
+    """A call's function and arguments, the arguments' JSON normalised when they parse."""
+    args = arguments_of(call)
+    return call.name, (json.dumps(args, sort_keys=True) if args is not None
+                       else call.arguments)
 
 
 def arguments_of(call: ToolCall) -> dict[str, Any] | None:

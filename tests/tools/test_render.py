@@ -80,3 +80,21 @@ def test_the_forced_tools_and_their_schema() -> None:
 def test_a_written_call_block_round_trips() -> None:
     block = call_block(ToolCall("x", "f", "not json"))
     assert json.loads(block.split("\n")[1]) == {"name": "f", "arguments": "not json"}
+
+
+def test_after_tool_results_the_hint_turn_asks_for_an_answer_only_under_auto() -> None:
+    hint = "Answer from the result."
+    for native in (True, False):
+        for choice in (None, ToolChoice("auto")):
+            messages, _ = template_inputs(req(choice), native=native, after_result=hint)
+            assert messages[-1] == {"role": "user", "content": hint}
+            assert messages[-2]["content"].endswith(("18C, sunny", "</tool_response>"))
+        # a forced call, tools withheld, no hint configured, or no result last: no hint
+        for choice in (ToolChoice("required"), ToolChoice("function", "get_time"),
+                       ToolChoice("none")):
+            messages, _ = template_inputs(req(choice), native=native, after_result=hint)
+            assert messages[-1]["content"] != hint
+        assert template_inputs(req(), native=native)[0][-1]["content"] != hint
+        messages, _ = template_inputs(req(messages=HISTORY[:2]), native=native,
+                                      after_result=hint)
+        assert messages[-1]["content"] == "Weather in Paris?"

@@ -96,6 +96,22 @@ async def test_a_call_cut_off_at_the_length_limit_is_rejected(text: str, finish:
     assert accept or v.detail == "a call cut off at the length limit"
 
 
+async def test_a_call_repeating_one_already_answered_is_rejected() -> None:
+    """After the result of get_weather(Paris) the same call again is a loop, not a step;
+    the same function on other arguments, or a call not yet answered, is a step."""
+    made = ToolCall("call_1", "get_weather", '{"city": "Paris"}')
+    history = USER + (Message("assistant", "", tool_calls=(made,)),
+                      Message("tool", "18C", tool_call_id="call_1"))
+    req = ChatRequest(messages=history, tools=(W, T))
+    again = await ToolSchemaVerifier().verify(req, answer(call(args='{ "city":"Paris"}')),
+                                              never)
+    assert not again.accept and "repeats a call" in again.detail, again
+    for other in (call(args='{"city": "Rome"}'), call("get_time", "{}")):
+        assert (await ToolSchemaVerifier().verify(req, answer(other), never)).accept
+    unanswered = ChatRequest(messages=history[:-1], tools=(W, T))
+    assert (await ToolSchemaVerifier().verify(unanswered, answer(call()), never)).accept
+
+
 async def test_without_tools_both_abstain() -> None:
     req = ChatRequest(messages=USER)
     assert (await ToolSchemaVerifier().verify(req, answer(call("x")), never)).accept
