@@ -87,10 +87,10 @@ class Gateway:
             raise RequestError(f"rung.thresholds needs {len(self.ladder) - 1} values.",
                                param="rung.thresholds")
 
-    async def _score(self, request: ChatRequest) -> float:
+    async def _score(self, request: ChatRequest) -> tuple[float, str]:
         if getattr(self.scorer, "blocking", True):
-            return await asyncio.to_thread(self.scorer.score, request)
-        return self.scorer.score(request)
+            return await asyncio.to_thread(self.scorer.scored, request)
+        return self.scorer.scored(request)
 
     def _fixed_plan(self, model: str, route: RouteDraft, *,
                     pin: str | None) -> list[str] | None:
@@ -118,9 +118,8 @@ class Gateway:
         (``key`` remembered) starts no lower than where it escalated to."""
         names = self.ladder
         t0 = time.perf_counter()
-        route.score = await self._score(request)
+        route.score, route.router = await self._score(request)
         route.router_ms = (time.perf_counter() - t0) * 1000
-        route.router = self.scorer.version
         th = self.config.routing.thresholds if thresholds is None else tuple(thresholds)
         decision = start_tier(route.score, th, n_tiers=len(names))
         if key is not None and self.sticky is not None and read_step(request).continues:

@@ -18,12 +18,15 @@ import math
 import random
 import re
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from rung.config import ScorerConfig
 from rung.errors import ConfigError
 from rung.routing.steps import MAX_PROMPT_CHARS, prompt_text, read_step
 from rung.types import ChatRequest
+
+if TYPE_CHECKING:
+    from rung.routing.promoted import Router
 
 __all__ = ["MAX_PROMPT_CHARS", "HeuristicScorer", "LearnedScorer", "RandomScorer", "Scorer",
            "build_scorer", "prompt_text"]
@@ -45,6 +48,11 @@ class Scorer(Protocol):
     blocking: bool
 
     def score(self, request: ChatRequest) -> float: ...
+
+    def scored(self, request: ChatRequest) -> tuple[float, str]:
+        """The score and the router that gave it, as the route records it: the version,
+        and for a learned router a prompt out of its domain says it took the fallback."""
+        ...
 
 
 _HARD = re.compile(r"\b(prove|derive|calculate|compute|how many|how much|explain why|"
@@ -72,6 +80,9 @@ class HeuristicScorer:
         x += 0.15 * math.log1p(min(step.tools, _MAX_TOOLS))
         return 1.0 / (1.0 + math.exp(-x))
 
+    def scored(self, request: ChatRequest) -> tuple[float, str]:
+        return self.score(request), self.version
+
 
 class RandomScorer:
     name = "random"
@@ -83,6 +94,9 @@ class RandomScorer:
 
     def score(self, request: ChatRequest) -> float:
         return self._rng.random()
+
+    def scored(self, request: ChatRequest) -> tuple[float, str]:
+        return self.score(request), self.version
 
 
 class LearnedScorer:
@@ -116,10 +130,20 @@ class LearnedScorer:
             f"learned:{self._promoted.version}"
 
     def score(self, request: ChatRequest) -> float:
-        model = self._promoted.current() if self._promoted is not None else self._model
+        return self.scored(request)[0]
+
+    def scored(self, request: ChatRequest) -> tuple[float, str]:
+        model: Router | None
+        if self._promoted is None:
+            model, version = self._model, f"learned:{self._version}"
+        else:
+            model = self._promoted.current()
+            version = "heuristic" if model is None else f"learned:{self._promoted.version}"
         if model is None:
-            return self._heuristic.score(request)
-        return float(model.score(read_step(request).text))
+            return self._heuristic.score(request), version
+        text = read_step(request).text
+        note = "" if model.in_domain(text) else " (out of domain: fallback)"
+        return float(model.score(text)), version + note  # score() takes the fallback itself
 
 
 def build_scorer(cfg: ScorerConfig) -> Scorer:

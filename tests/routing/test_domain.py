@@ -97,3 +97,27 @@ def test_in_domain_prompts_keep_the_learned_score(sets: dict[str, list[Outcome]]
     assert router.score(outside) == pytest.approx(router.fallback(outside))
     # the in-domain score is the heads' own, not the length line's
     assert router.score(inside) != pytest.approx(router.fallback(inside))
+
+
+def test_the_route_says_when_the_fallback_scored(sets: dict[str, list[Outcome]],
+                                                 tmp_path: Path) -> None:
+    """What the gateway records as the route's router: the version, and for a prompt out
+    of the router's domain, that its fallback scored it."""
+    from rung.routing.scorers import LearnedScorer
+    from rung.types import ChatRequest, Message
+
+    train = sets["gsm8k"]
+    router = train_heads([(o.prompt, o.weak_correct) for o in train],
+                         [(o.prompt, o.strong_correct) for o in train])
+    router.meta["version"] = "v1"
+    router.save(tmp_path / "r.npz")
+    scorer = LearnedScorer(tmp_path / "r.npz")
+
+    def scored(prompt: str) -> tuple[float, str]:
+        return scorer.scored(ChatRequest(messages=(Message("user", prompt),)))
+
+    inside = next(o.prompt for o in train if router.in_domain(o.prompt))
+    outside = sets["mmlu"][0].prompt
+    assert scored(inside) == (pytest.approx(router.score(inside)), "learned:v1")
+    assert scored(outside) == (pytest.approx(router.fallback(outside)),
+                               "learned:v1 (out of domain: fallback)")
