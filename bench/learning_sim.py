@@ -22,7 +22,8 @@ correctness, a ``--flip`` share of those ratings inverted. After every ``--windo
 requests, `rung learn` runs (in-process, as the CLI) and the server picks up what it
 promotes.
 
-Printed: per window, the router in use, the traffic's accuracy and strong share; at the
+Printed: per window, the router in use (and how many prompts it found out of its domain,
+scored by its fallback), the traffic's accuracy and strong share; at the
 end, APGR on the held-out rest for the learned router, the heuristic, random routing, and
 a router trained offline on the traffic's full (two-sided, never flipped) outcomes. Bounded:
 every request and learn has a timeout, and the server and upstreams are stopped at the end.
@@ -53,7 +54,7 @@ from rung.routing.data import Outcome, load_many
 from rung.routing.heads import HeadsRouter, load_router
 from rung.routing.learned import RouterModel, train_router
 from rung.routing.metrics import evaluate
-from rung.routing.scorers import HeuristicScorer
+from rung.routing.scorers import OUT_OF_DOMAIN, HeuristicScorer
 from rung.types import ChatRequest, Message
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -163,14 +164,16 @@ def main() -> int:
             window = traffic[w0:w0 + args.window]
             calib = traffic[max(0, w0 - args.window):w0] or window
             threshold = float(np.median(_scores(router, [o.prompt for o in calib])))
-            right = strong_n = rated = 0
+            right = strong_n = rated = fallback = 0
             routers: set[str] = set()
             for o in window:
                 got = _post(f"{url}/v1/chat/completions", {
                     "model": "rung", "messages": [{"role": "user", "content": o.prompt}],
                     "rung": {"thresholds": [threshold]}})
                 tier = got["rung"]["tier"]
-                routers.add(str(got["rung"].get("router")))
+                used = str(got["rung"].get("router"))
+                fallback += used.endswith(OUT_OF_DOMAIN)
+                routers.add(used.removesuffix(OUT_OF_DOMAIN))
                 ok = o.strong_correct if tier == "strong" else o.weak_correct
                 right += ok
                 strong_n += tier == "strong"
@@ -181,7 +184,8 @@ def main() -> int:
             windows.append({"requests": w0 + len(window), "router": sorted(routers),
                             "threshold": round(threshold, 4),
                             "accuracy": round(right / len(window), 4),
-                            "strong_share": round(strong_n / len(window), 4), "rated": rated})
+                            "strong_share": round(strong_n / len(window), 4), "rated": rated,
+                            "out_of_domain": fallback})
             t0 = time.monotonic()
             rc = rung_main(["learn", "--config", str(cfg), "--out", str(learned),
                             "--seed", str(args.seed)])
@@ -223,11 +227,13 @@ def main() -> int:
                 _apgr(offline.score_batch(prompts), rest), 4)},
         "seconds": round(time.monotonic() - t_start, 1)}
     print(json.dumps(result["apgr_on_rest"], indent=2))
-    print("\n| after requests | router in use | accuracy | strong share | labelled | promoted |")
-    print("|---|---|---|---|---|---|")
+    print("\n| after requests | router in use | out of domain | accuracy | strong share | "
+          "labelled | promoted |")
+    print("|---|---|---|---|---|---|---|")
     for w in windows:
-        print(f"| {w['requests']} | {', '.join(w['router'])} | {w['accuracy']:.3f} | "
-              f"{w['strong_share']:.2f} | {w['learn']['labelled']} | {w['learn']['promoted']} |")
+        print(f"| {w['requests']} | {', '.join(w['router'])} | {w['out_of_domain']} | "
+              f"{w['accuracy']:.3f} | {w['strong_share']:.2f} | {w['learn']['labelled']} | "
+              f"{w['learn']['promoted']} |")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     if args.plot:

@@ -3,8 +3,10 @@
 Traffic labels only the tier that answered. So two heads are fitted, each on its own
 tier's labels: P(the first tier is right | prompt) from the requests it answered, and
 P(a stronger tier is right | prompt) from the requests a stronger tier answered (TF-IDF
-unigrams and bigrams plus the prompt's log length, logistic regression: on a few hundred
-noisy labels it beat rung's stacked router, measured in docs/learning.md). The score is
+unigrams and bigrams plus the prompt's log length and its standardised surface features
+(``rung.routing.structure``: numbers, sentences, answer options, ...), logistic
+regression: on a few hundred noisy labels it beat rung's stacked router, measured in
+docs/learning.md). The score is
 the expected gain of escalating, on the stacked router's scale: (1 + P(stronger right) -
 P(first right)) / 2. Without labels for the stronger side, its head is the constant 1 (the score
 is then the first tier's estimated chance of failing, halved and shifted).
@@ -32,32 +34,50 @@ from rung.errors import ConfigError
 from rung.routing import artifact
 from rung.routing.domain import Domain, fit_line, log_length, on_line
 from rung.routing.learned import RouterModel
+from rung.routing.structure import structure_features
 from rung.routing.text import Tfidf
 
 KIND = "rung-router-heads"
-C = 1.0  # logistic regression's inverse regularisation
+# Logistic regression's inverse regularisation: 0.3 beat 1.0 and 3.0 on both sets of 5
+# draws below (mean APGR, with the surface features off: seeds 0-4 0.6081 / 0.6041 / 0.5931,
+# seeds 5-9 0.6241 / 0.6167).
+C = 0.3
 # The log-length column's scale beside the unit-norm TF-IDF row, chosen on ../shared's dev
 # split in bench/one_sided_labels.py's set-up (5 draws, mean APGR): none 0.5917, 1/8 0.5960,
 # 3/8 0.5975.
 LENGTH_WEIGHT = 3.0 / 8.0
+# The standardised surface features' scale, chosen the same way (mean APGR, C 0.3; off /
+# 0.1 / 0.2 / 0.35 / 0.5): seeds 0-4 0.6081 / 0.6178 / 0.6180 / - / -, seeds 5-9 0.6241 /
+# 0.6315 / 0.6330 / 0.6330 / 0.6329 (docs/learning.md).
+SHAPE_WEIGHT = 0.2
 
 
 @dataclass
 class HeadsRouter:
     tfidf: Tfidf
-    # w_/b_/l_ (TF-IDF weights, bias, length weight) and fb_ (fallback line) per head:
-    # first, and next when fitted
+    # w_/b_/l_/s_ (TF-IDF weights, bias, length weight, surface-feature weights) and fb_
+    # (fallback line) per head: first, and next when fitted; sf_mean/sf_sd standardise the
+    # surface features (files from before them have no s_ or sf_ arrays)
     arrays: dict[str, npt.NDArray[Any]]
     meta: dict[str, Any] = field(default_factory=dict)
     domain: Domain | None = None  # None: every prompt is scored in domain
 
-    def _p(self, head: str, prompt: str) -> float:
+    def _p(self, head: str, prompt: str, shape: npt.NDArray[np.float64] | None) -> float:
         if f"w_{head}" not in self.arrays:
             return 1.0
         z = self.tfidf.dot(prompt, self.arrays[f"w_{head}"]) + float(self.arrays[f"b_{head}"])
         if f"l_{head}" in self.arrays:
             z += float(self.arrays[f"l_{head}"]) * LENGTH_WEIGHT * log_length(prompt)
+        if shape is not None and f"s_{head}" in self.arrays:
+            z += float(np.dot(self.arrays[f"s_{head}"], shape))
         return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
+
+    def _shape(self, prompt: str) -> npt.NDArray[np.float64] | None:
+        """The prompt's surface features, standardised and scaled as in training."""
+        if "sf_mean" not in self.arrays:
+            return None
+        rows = _shape_rows([prompt], self.arrays["sf_mean"], self.arrays["sf_sd"])
+        return np.asarray(rows[0], dtype=np.float64)
 
     def in_domain(self, prompt: str) -> bool:
         return self.domain is None or self.domain.contains(prompt)
@@ -65,7 +85,8 @@ class HeadsRouter:
     def score(self, prompt: str) -> float:
         if not self.in_domain(prompt):
             return self.fallback(prompt)
-        return (1.0 + self._p("next", prompt) - self._p("first", prompt)) / 2.0
+        shape = self._shape(prompt)
+        return (1.0 + self._p("next", prompt, shape) - self._p("first", prompt, shape)) / 2.0
 
     def fallback(self, prompt: str) -> float:
         """The score from the prompt's length alone (for prompts out of domain)."""
@@ -90,22 +111,38 @@ class HeadsRouter:
                    domain=Domain.from_arrays(a, "dom_"))
 
 
-def _fit(tfidf: Tfidf,
-         data: Sequence[tuple[str, bool]]) -> tuple[npt.NDArray[Any], float, float]:
-    """(TF-IDF weights, bias, length weight) of one head."""
+def _shape_rows(prompts: Sequence[str], mean: npt.NDArray[np.float64],
+                sd: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    x = np.array([structure_features(p) for p in prompts], dtype=np.float64)
+    return np.asarray(SHAPE_WEIGHT * (x - mean) / sd, dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class _Head:
+    w: npt.NDArray[Any]  # TF-IDF weights
+    b: float
+    length: float
+    shape: npt.NDArray[Any]  # surface-feature weights
+
+
+def _fit(tfidf: Tfidf, data: Sequence[tuple[str, bool]],
+         mean: npt.NDArray[np.float64], sd: npt.NDArray[np.float64]) -> _Head:
     from scipy.sparse import csr_matrix, hstack
     from sklearn.linear_model import LogisticRegression
 
     y = np.array([ok for _, ok in data], dtype=np.int64)
     if y.min() == y.max():  # one class only: a constant head at its smoothed rate
         rate = (y.sum() + 1) / (len(y) + 2)
-        return np.zeros(len(tfidf.vocab)), math.log(rate / (1 - rate)), 0.0
+        return _Head(np.zeros(len(tfidf.vocab)), math.log(rate / (1 - rate)), 0.0,
+                     np.zeros(len(mean)))
     prompts = [p for p, _ in data]
-    length = csr_matrix(np.array([[LENGTH_WEIGHT * log_length(p)] for p in prompts]))
+    length = np.array([[LENGTH_WEIGHT * log_length(p)] for p in prompts])
+    extra = csr_matrix(np.hstack([length, _shape_rows(prompts, mean, sd)]))
     lr = LogisticRegression(C=C, max_iter=2000)
-    lr.fit(hstack([tfidf.transform_sparse(prompts), length]).tocsr(), y)
+    lr.fit(hstack([tfidf.transform_sparse(prompts), extra]).tocsr(), y)
     coef = np.asarray(lr.coef_[0], dtype=np.float64)
-    return coef[:-1], float(lr.intercept_[0]), float(coef[-1])
+    n = len(tfidf.vocab)
+    return _Head(coef[:n], float(lr.intercept_[0]), float(coef[n]), coef[n + 1:])
 
 
 def train_heads(first: Sequence[tuple[str, bool]],
@@ -115,13 +152,17 @@ def train_heads(first: Sequence[tuple[str, bool]],
         raise ConfigError("no labels about the first tier to learn from")
     prompts = [p for p, _ in [*first, *stronger]]
     tfidf = Tfidf.fit(prompts)
-    arrays: dict[str, npt.NDArray[Any]] = {}
+    x = np.array([structure_features(p) for p in prompts], dtype=np.float64)
+    arrays: dict[str, npt.NDArray[Any]] = {
+        "sf_mean": x.mean(axis=0),
+        # a feature constant in training gets weight 0; its scale stays 1 so it stays finite
+        "sf_sd": np.where(x.std(axis=0) > 1e-6, x.std(axis=0), 1.0)}
     for head, data in (("first", first), ("next", stronger)):
         if not data:
             continue
-        w, b, length = _fit(tfidf, data)
-        arrays[f"w_{head}"], arrays[f"b_{head}"], arrays[f"l_{head}"] = (
-            w, np.asarray(b), np.asarray(length))
+        fitted = _fit(tfidf, data, arrays["sf_mean"], arrays["sf_sd"])
+        arrays[f"w_{head}"], arrays[f"b_{head}"] = fitted.w, np.asarray(fitted.b)
+        arrays[f"l_{head}"], arrays[f"s_{head}"] = np.asarray(fitted.length), fitted.shape
         arrays[f"fb_{head}"] = fit_line([p for p, _ in data], [float(ok) for _, ok in data])
     return HeadsRouter(tfidf=tfidf, arrays=arrays, domain=Domain.fit(prompts),
                        meta={"n_first": len(first), "n_next": len(stronger),

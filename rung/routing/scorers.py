@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 __all__ = ["MAX_PROMPT_CHARS", "HeuristicScorer", "LearnedScorer", "RandomScorer", "Scorer",
            "build_scorer", "prompt_text"]
 
+# What a route's router says after the version when the fallback scored the prompt.
+OUT_OF_DOMAIN = " (out of domain: fallback)"
 # Tools counted by the heuristic: past this many, another tool hardly changes the task.
 _MAX_TOOLS = 64
 
@@ -142,7 +144,7 @@ class LearnedScorer:
         if model is None:
             return self._heuristic.score(request), version
         text = read_step(request).text
-        note = "" if model.in_domain(text) else " (out of domain: fallback)"
+        note = "" if model.in_domain(text) else OUT_OF_DOMAIN
         return float(model.score(text)), version + note  # score() takes the fallback itself
 
 

@@ -1,0 +1,140 @@
+#!/usr/bin/env python3
+"""bench/learning_sim.py's loop without the server, fast enough to repeat over seeds.
+
+    .venv/bin/python bench/learning_replica.py --seeds 10
+    .venv/bin/python bench/learning_replica.py --seeds 10 --c 1.0 --shape-weight 0
+    .venv/bin/python bench/learning_replica.py --seeds 10 --explore 0.1
+
+The same data and split as the simulation (RouteLLM's MMLU + GSM8K outcomes in ../shared,
+shuffled by the seed; the first ``--requests`` are the traffic, the rest the evaluation).
+Each window the router in use (the heuristic until a promotion) sends the prompts scoring
+at or above the previous window's median to the strong model (an ``--explore`` share goes
+to either at random instead); every answer is rated by the model that gave it, a
+``--flip`` share inverted. After each window a candidate heads router is trained on the
+older labels and promoted by ``rung.learning``'s rule on the most recent 20%, as
+`rung learn` does; a promotion is refitted on every label. Printed per seed and on
+average: APGR on the rest of the router in use at the end and of the last router fitted
+on all labels, and which windows promoted (P). ``--c`` and ``--shape-weight`` override
+the heads router's regularisation and surface-feature scale, to compare settings.
+
+It differs from the simulation in what a real gateway adds (HTTP, traces, the first
+window's threshold from the window itself), so its numbers compare settings with each
+other, not with the simulation's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+from pathlib import Path
+
+import numpy as np
+
+from rung import learning
+from rung.learning import Label
+from rung.routing import heads
+from rung.routing.data import Outcome, load_many
+from rung.routing.heads import HeadsRouter, train_heads
+from rung.routing.metrics import evaluate
+from rung.routing.scorers import HeuristicScorer
+from rung.types import ChatRequest, Message
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "routellm"
+
+
+def _request(prompt: str) -> ChatRequest:
+    return ChatRequest(messages=(Message("user", prompt),))
+
+
+def _scores(router: HeadsRouter | None, prompts: list[str]) -> np.ndarray:
+    if router is None:
+        h = HeuristicScorer()
+        return np.array([h.score(_request(p)) for p in prompts])
+    return router.score_batch(prompts)
+
+
+def _fit(found: list[Label]) -> HeadsRouter:
+    return train_heads(learning.pairs(found, "first"), learning.pairs(found, "next"))
+
+
+def one_seed(items: list[Outcome], seed: int, args: argparse.Namespace
+             ) -> tuple[float, float, str]:
+    items = list(items)
+    random.Random(seed).shuffle(items)
+    traffic, rest = items[:args.requests], items[args.requests:]
+    rng = random.Random(seed + 1)
+    found: list[Label] = []
+    router: HeadsRouter | None = None
+    threshold: float | None = None
+    log = ""
+    for w0 in range(0, len(traffic), args.window):
+        window = traffic[w0:w0 + args.window]
+        scores = _scores(router, [o.prompt for o in window])
+        threshold = float(np.median(scores)) if threshold is None else threshold
+        for o, score in zip(window, scores, strict=True):
+            strong = bool(score >= threshold)
+            if rng.random() < args.explore:
+                strong = rng.random() < 0.5
+            ok = o.strong_correct if strong else o.weak_correct
+            if rng.random() < args.flip:
+                ok = not ok
+            t = float(len(found))
+            found.append(Label(str(t), t, _request(o.prompt), ok, "feedback",
+                               "next" if strong else "first"))
+        threshold = float(np.median(scores))
+        older, held = learning.split([lb for lb in found if lb.side == "first"])
+        if len(older) < 2 * learning.MIN_HOLDOUT:
+            log += "."
+            continue
+        recent = [lb for lb in found if lb.time >= held[0].time]
+        candidate = _fit([lb for lb in found if lb.time < held[0].time])
+        prompts = [lb.prompt for lb in recent]
+        _, low, _ = learning.paired_interval(candidate.score_batch(prompts),
+                                             _scores(router, prompts), recent, seed=0)
+        if low > 0:
+            router = _fit(found)
+            threshold = float(np.median(router.score_batch([o.prompt for o in window])))
+        log += "P" if low > 0 else "-"
+    prompts = [o.prompt for o in rest]
+
+    def apgr(scores: np.ndarray) -> float:
+        return evaluate(scores, [o.weak_correct for o in rest],
+                        [o.strong_correct for o in rest]).apgr
+
+    return apgr(_scores(router, prompts)), apgr(_fit(found).score_batch(prompts)), log
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--requests", type=int, default=3000)
+    ap.add_argument("--window", type=int, default=500)
+    ap.add_argument("--flip", type=float, default=0.1)
+    ap.add_argument("--explore", type=float, default=0.0, help="share routed at random")
+    ap.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1")
+    ap.add_argument("--c", type=float, default=None, help="override heads.C")
+    ap.add_argument("--shape-weight", type=float, default=None,
+                    help="override heads.SHAPE_WEIGHT (0: no surface features)")
+    args = ap.parse_args()
+    if args.c is not None:
+        heads.C = args.c
+    if args.shape_weight is not None:
+        heads.SHAPE_WEIGHT = args.shape_weight
+    items = list({o.prompt: o for o in load_many(DATA, ("mmlu", "gsm8k"))}.values())
+    print(f"heads C {heads.C}, surface-feature weight {heads.SHAPE_WEIGHT}, explore "
+          f"{args.explore}; {args.requests} requests, windows of {args.window}")
+    in_use, last = [], []
+    for seed in range(args.seeds):
+        a, b, log = one_seed(items, seed, args)
+        in_use.append(a)
+        last.append(b)
+        print(f"seed {seed}: router in use {a:.4f}, last fitted {b:.4f}  windows {log}",
+              flush=True)
+    print(f"mean over {args.seeds} seeds: router in use {statistics.mean(in_use):.4f} "
+          f"(min {min(in_use):.4f}), last fitted {statistics.mean(last):.4f} "
+          f"(min {min(last):.4f})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
