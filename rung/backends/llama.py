@@ -49,7 +49,7 @@ from rung.backends.textstream import StopTextStream
 from rung.catalog import BUILTIN, resolve
 from rung.config import CatalogConfig, LlamaBackendConfig
 from rung.errors import BackendError, ContextLengthExceeded, Overloaded, RequestError, RungError
-from rung.tools.grammar import forced, grammar_text
+from rung.tools.grammar import forced, grammar_text, several
 from rung.tools.render import knows_tools, offered, template_inputs
 from rung.tools.stream import with_tool_calls
 from rung.types import ChatRequest, Chunk, Sampling, TokenLogprob, Usage
@@ -315,14 +315,16 @@ class LlamaBackend:
         from llama_cpp import llama_grammar
 
         if tools:
-            key = "tools:" + json.dumps([[t.name, t.parameters] for t in tools], sort_keys=True)
+            many = several(request)
+            key = f"tools:{many}:" + json.dumps([[t.name, t.parameters] for t in tools],
+                                                sort_keys=True)
         else:
             key = json.dumps(rf.schema, sort_keys=True) if rf.type == "json_schema" else ""
         if key not in self._grammars:
             try:
                 if tools:
-                    g = llama_grammar.LlamaGrammar.from_string(grammar_text(tools),
-                                                               verbose=False)
+                    g = llama_grammar.LlamaGrammar.from_string(
+                        grammar_text(tools, several=many), verbose=False)
                 elif rf.type == "json_schema":
                     g = llama_grammar.LlamaGrammar.from_json_schema(key, verbose=False)
                 else:

@@ -98,3 +98,18 @@ def test_after_tool_results_the_hint_turn_asks_for_an_answer_only_under_auto() -
         messages, _ = template_inputs(req(messages=HISTORY[:2]), native=native,
                                       after_result=hint)
         assert messages[-1]["content"] == "Weather in Paris?"
+
+
+def test_required_may_make_several_calls_a_named_function_one() -> None:
+    from rung.tools.grammar import answer_schema, several
+
+    assert several(req(ToolChoice("required")))
+    assert not several(ChatRequest(messages=HISTORY, tools=(W, T),
+                                   tool_choice=ToolChoice("required"),
+                                   parallel_tool_calls=False))
+    assert not several(req(ToolChoice("function", "get_time")))
+    assert not several(req(ToolChoice("auto"))) and not several(req())
+    many = answer_schema((W, T), several=True)
+    assert many["type"] == "array" and many["minItems"] == 1
+    assert many["items"] == call_schema((W, T))
+    assert answer_schema((W,), several=False) == call_schema((W,))
