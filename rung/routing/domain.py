@@ -45,6 +45,12 @@ def log_length(prompt: str) -> float:
     return math.log1p(len(prompt))
 
 
+def features(prompts: Sequence[str]) -> FArr:
+    """The prompts' surface features (``rung.routing.structure``), one row each."""
+    return np.array([structure_features(p) for p in prompts], dtype=np.float64).reshape(
+        len(prompts), -1)
+
+
 @dataclass(frozen=True)
 class Domain:
     """The training prompts' surface-feature distribution and the distance beyond which a
@@ -57,9 +63,13 @@ class Domain:
     @classmethod
     def fit(cls, prompts: Sequence[str], *, quantile: float = QUANTILE) -> Domain | None:
         """None when there are too few prompts to say what the domain is."""
-        if len(prompts) < MIN_PROMPTS:
+        return cls.fit_rows(features(prompts), quantile=quantile)
+
+    @classmethod
+    def fit_rows(cls, x: FArr, *, quantile: float = QUANTILE) -> Domain | None:
+        """:meth:`fit` on the prompts' :func:`features` rows, already computed."""
+        if len(x) < MIN_PROMPTS:
             return None
-        x = np.array([structure_features(p) for p in prompts], dtype=np.float64)
         mean = x.mean(axis=0)
         cov = np.atleast_2d(np.cov(x, rowvar=False))
         cov += np.diag(np.maximum(np.diag(cov) * VAR_SHARE, VAR_FLOOR))
@@ -69,11 +79,17 @@ class Domain:
                    threshold=FACTOR * float(np.quantile(d, quantile)))
 
     def distance(self, prompt: str) -> float:
-        x = np.array([structure_features(prompt)], dtype=np.float64)
-        return float(_distances(x, self.mean, self.inv_cov)[0])
+        return self.distance_of(features([prompt])[0])
+
+    def distance_of(self, row: FArr) -> float:
+        """The distance of a prompt's :func:`features` row."""
+        return float(_distances(row[None, :], self.mean, self.inv_cov)[0])
 
     def contains(self, prompt: str) -> bool:
         return self.distance(prompt) <= self.threshold
+
+    def contains_row(self, row: FArr) -> bool:
+        return self.distance_of(row) <= self.threshold
 
     def to_arrays(self, prefix: str) -> dict[str, Any]:
         return {f"{prefix}mean": self.mean, f"{prefix}inv_cov": self.inv_cov,

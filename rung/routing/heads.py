@@ -32,9 +32,8 @@ import numpy.typing as npt
 
 from rung.errors import ConfigError
 from rung.routing import artifact
-from rung.routing.domain import Domain, fit_line, log_length, on_line
+from rung.routing.domain import Domain, features, fit_line, log_length, on_line
 from rung.routing.learned import RouterModel
-from rung.routing.structure import structure_features
 from rung.routing.text import Tfidf
 
 KIND = "rung-router-heads"
@@ -72,20 +71,20 @@ class HeadsRouter:
             z += float(np.dot(self.arrays[f"s_{head}"], shape))
         return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
 
-    def _shape(self, prompt: str) -> npt.NDArray[np.float64] | None:
-        """The prompt's surface features, standardised and scaled as in training."""
+    def _shape(self, row: npt.NDArray[np.float64]) -> npt.NDArray[np.float64] | None:
+        """A prompt's surface features, standardised and scaled as in training."""
         if "sf_mean" not in self.arrays:
             return None
-        rows = _shape_rows([prompt], self.arrays["sf_mean"], self.arrays["sf_sd"])
-        return np.asarray(rows[0], dtype=np.float64)
+        return _scaled(row, self.arrays["sf_mean"], self.arrays["sf_sd"])
 
     def in_domain(self, prompt: str) -> bool:
         return self.domain is None or self.domain.contains(prompt)
 
     def score(self, prompt: str) -> float:
-        if not self.in_domain(prompt):
+        row = features([prompt])[0]  # once, for the domain check and the heads
+        if self.domain is not None and not self.domain.contains_row(row):
             return self.fallback(prompt)
-        shape = self._shape(prompt)
+        shape = self._shape(row)
         return (1.0 + self._p("next", prompt, shape) - self._p("first", prompt, shape)) / 2.0
 
     def fallback(self, prompt: str) -> float:
@@ -111,9 +110,9 @@ class HeadsRouter:
                    domain=Domain.from_arrays(a, "dom_"))
 
 
-def _shape_rows(prompts: Sequence[str], mean: npt.NDArray[np.float64],
-                sd: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    x = np.array([structure_features(p) for p in prompts], dtype=np.float64)
+def _scaled(x: npt.NDArray[np.float64], mean: npt.NDArray[np.float64],
+            sd: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Surface-feature rows (or one row) standardised and scaled by SHAPE_WEIGHT."""
     return np.asarray(SHAPE_WEIGHT * (x - mean) / sd, dtype=np.float64)
 
 
@@ -125,8 +124,9 @@ class _Head:
     shape: npt.NDArray[Any]  # surface-feature weights
 
 
-def _fit(tfidf: Tfidf, data: Sequence[tuple[str, bool]],
+def _fit(tfidf: Tfidf, data: Sequence[tuple[str, bool]], x: npt.NDArray[np.float64],
          mean: npt.NDArray[np.float64], sd: npt.NDArray[np.float64]) -> _Head:
+    """One head on its (prompt, right) pairs and their surface-feature rows ``x``."""
     from scipy.sparse import csr_matrix, hstack
     from sklearn.linear_model import LogisticRegression
 
@@ -137,7 +137,7 @@ def _fit(tfidf: Tfidf, data: Sequence[tuple[str, bool]],
                      np.zeros(len(mean)))
     prompts = [p for p, _ in data]
     length = np.array([[LENGTH_WEIGHT * log_length(p)] for p in prompts])
-    extra = csr_matrix(np.hstack([length, _shape_rows(prompts, mean, sd)]))
+    extra = csr_matrix(np.hstack([length, _scaled(x, mean, sd)]))
     lr = LogisticRegression(C=C, max_iter=2000)
     lr.fit(hstack([tfidf.transform_sparse(prompts), extra]).tocsr(), y)
     coef = np.asarray(lr.coef_[0], dtype=np.float64)
@@ -152,19 +152,20 @@ def train_heads(first: Sequence[tuple[str, bool]],
         raise ConfigError("no labels about the first tier to learn from")
     prompts = [p for p, _ in [*first, *stronger]]
     tfidf = Tfidf.fit(prompts)
-    x = np.array([structure_features(p) for p in prompts], dtype=np.float64)
+    x = features(prompts)  # once: for the heads and the domain
     arrays: dict[str, npt.NDArray[Any]] = {
         "sf_mean": x.mean(axis=0),
         # a feature constant in training gets weight 0; its scale stays 1 so it stays finite
         "sf_sd": np.where(x.std(axis=0) > 1e-6, x.std(axis=0), 1.0)}
-    for head, data in (("first", first), ("next", stronger)):
+    for head, data, rows in (("first", first, x[:len(first)]),
+                             ("next", stronger, x[len(first):])):
         if not data:
             continue
-        fitted = _fit(tfidf, data, arrays["sf_mean"], arrays["sf_sd"])
+        fitted = _fit(tfidf, data, rows, arrays["sf_mean"], arrays["sf_sd"])
         arrays[f"w_{head}"], arrays[f"b_{head}"] = fitted.w, np.asarray(fitted.b)
         arrays[f"l_{head}"], arrays[f"s_{head}"] = np.asarray(fitted.length), fitted.shape
         arrays[f"fb_{head}"] = fit_line([p for p, _ in data], [float(ok) for _, ok in data])
-    return HeadsRouter(tfidf=tfidf, arrays=arrays, domain=Domain.fit(prompts),
+    return HeadsRouter(tfidf=tfidf, arrays=arrays, domain=Domain.fit_rows(x),
                        meta={"n_first": len(first), "n_next": len(stronger),
                              "score": "(1 + P(stronger right) - P(first right)) / 2",
                              "fallback": "the same, from log length alone, out of domain"})
