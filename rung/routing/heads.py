@@ -6,10 +6,10 @@ P(a stronger tier is right | prompt) from the requests a stronger tier answered 
 unigrams and bigrams plus the prompt's log length and its standardised surface features
 (``rung.routing.structure``: numbers, sentences, answer options, ...), logistic
 regression: on a few hundred noisy labels it beat rung's stacked router, measured in
-docs/learning.md). The score is
-the expected gain of escalating, on the stacked router's scale: (1 + P(stronger right) -
-P(first right)) / 2. Without labels for the stronger side, its head is the constant 1 (the score
-is then the first tier's estimated chance of failing, halved and shifted).
+docs/learning.md). The score is the expected gain of escalating, on the stacked router's
+scale: (1 + P(stronger right) - P(first right)) / 2. Without labels for the stronger side,
+its head is the constant 1 (the score is then the first tier's estimated chance of
+failing, halved and shifted).
 
 A prompt unlike the training prompts (``rung.routing.domain``) is scored by the fallback
 instead: the same difference, each side's outcome estimated from the prompt's log length
@@ -81,11 +81,16 @@ class HeadsRouter:
         return self.domain is None or self.domain.contains(prompt)
 
     def score(self, prompt: str) -> float:
+        return self.judge(prompt)[0]
+
+    def judge(self, prompt: str) -> tuple[float, bool]:
+        """The score, and whether the prompt was in domain (else the fallback gave it)."""
         row = features([prompt])[0]  # once, for the domain check and the heads
         if self.domain is not None and not self.domain.contains_row(row):
-            return self.fallback(prompt)
+            return self.fallback(prompt), False
         shape = self._shape(row)
-        return (1.0 + self._p("next", prompt, shape) - self._p("first", prompt, shape)) / 2.0
+        p_next, p_first = self._p("next", prompt, shape), self._p("first", prompt, shape)
+        return (1.0 + p_next - p_first) / 2.0, True
 
     def fallback(self, prompt: str) -> float:
         """The score from the prompt's length alone (for prompts out of domain)."""

@@ -163,19 +163,31 @@ class RouterModel:
         """Scores in [0, 1]: (1 + expected gain) / 2, clipped."""
         if not prompts:
             return np.zeros(0)
+        return self._scores(prompts, embeddings)[0]
+
+    def _scores(self, prompts: Sequence[str], embeddings: E32 | None = None
+                ) -> tuple[FArr, list[bool]]:
+        """The scores and, per prompt, whether it was in domain (else the fallback's)."""
         gain = self.expected_gain(prompts, embeddings)
+        inside = [True] * len(prompts)
         if "fb_gain" in self.arrays:
             for i, p in enumerate(prompts):
                 if not self.in_domain(p):
+                    inside[i] = False
                     gain[i] = on_line(self.arrays["fb_gain"], p[:MAX_PROMPT_CHARS])
         out: FArr = np.clip((1.0 + gain) / 2.0, 0.0, 1.0)
-        return out
+        return out, inside
 
     def in_domain(self, prompt: str) -> bool:
         return self.domain is None or self.domain.contains(prompt[:MAX_PROMPT_CHARS])
 
     def score(self, prompt: str) -> float:
         return float(self.score_batch([prompt])[0])
+
+    def judge(self, prompt: str) -> tuple[float, bool]:
+        """The score, and whether the prompt was in domain (else the fallback gave it)."""
+        scores, inside = self._scores([prompt])
+        return float(scores[0]), inside[0]
 
     def save(self, path: str | Path) -> None:
         arrays = dict(self.arrays)

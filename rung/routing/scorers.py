@@ -18,15 +18,12 @@ import math
 import random
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from rung.config import ScorerConfig
 from rung.errors import ConfigError
 from rung.routing.steps import MAX_PROMPT_CHARS, prompt_text, read_step
 from rung.types import ChatRequest
-
-if TYPE_CHECKING:
-    from rung.routing.promoted import Router
 
 __all__ = ["MAX_PROMPT_CHARS", "HeuristicScorer", "LearnedScorer", "RandomScorer", "Scorer",
            "build_scorer", "prompt_text"]
@@ -135,17 +132,12 @@ class LearnedScorer:
         return self.scored(request)[0]
 
     def scored(self, request: ChatRequest) -> tuple[float, str]:
-        model: Router | None
-        if self._promoted is None:
-            model, version = self._model, f"learned:{self._version}"
-        else:
-            model = self._promoted.current()
-            version = "heuristic" if model is None else f"learned:{self._promoted.version}"
+        model = self._promoted.current() if self._promoted is not None else self._model
+        version = self.version
         if model is None:
             return self._heuristic.score(request), version
-        text = read_step(request).text
-        note = "" if model.in_domain(text) else OUT_OF_DOMAIN
-        return float(model.score(text)), version + note  # score() takes the fallback itself
+        score, inside = model.judge(read_step(request).text)
+        return score, version + ("" if inside else OUT_OF_DOMAIN)
 
 
 def build_scorer(cfg: ScorerConfig) -> Scorer:
