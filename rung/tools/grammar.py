@@ -7,10 +7,10 @@ parameter schema, so a forced call always parses and, as far as llama.cpp's sche
 converter reaches, validates. Under ``required``, unless ``parallel_tool_calls`` is false,
 the answer is a JSON list of one or more such calls, so the model can make several (a
 choice naming one function, which is also how structured output is asked for, keeps one
-object: SmolLM2 given a list repeated the call). Asked for one object,
-Qwen2.5-Coder-0.5B never made a second call on BFCL's parallel items; given a list, it
-wrote two on 6 of 10 (``bench/forced_parallel.py``). A parameter schema the converter cannot take falls back to
-any JSON object for the arguments (the ``tool_schema`` verifier still checks them).
+object: SmolLM2 given a list repeated the call). Asked for one object, Qwen2.5-Coder-0.5B
+never made a second call on BFCL's parallel items; given a list, it made two on 7 of 15
+(``bench/forced_parallel.py``). A parameter schema the converter cannot take falls back
+to any JSON object for the arguments (the ``tool_schema`` verifier still checks them).
 """
 
 from __future__ import annotations
