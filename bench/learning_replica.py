@@ -4,6 +4,7 @@
     .venv/bin/python bench/learning_replica.py --seeds 10
     .venv/bin/python bench/learning_replica.py --seeds 10 --c 1.0 --shape-weight 0
     .venv/bin/python bench/learning_replica.py --seeds 10 --explore 0.1
+    .venv/bin/python bench/learning_replica.py --seeds 10 --first-seed 10
 
 The same data and split as the simulation (RouteLLM's MMLU + GSM8K outcomes in ../shared,
 shuffled by the seed; the first ``--requests`` are the traffic, the rest the evaluation).
@@ -111,7 +112,8 @@ def main() -> int:
     ap.add_argument("--window", type=int, default=500)
     ap.add_argument("--flip", type=float, default=0.1)
     ap.add_argument("--explore", type=float, default=0.0, help="share routed at random")
-    ap.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1")
+    ap.add_argument("--seeds", type=int, default=5, help="how many seeds")
+    ap.add_argument("--first-seed", type=int, default=0, help="the first seed")
     ap.add_argument("--c", type=float, default=None, help="override heads.C")
     ap.add_argument("--shape-weight", type=float, default=None,
                     help="override heads.SHAPE_WEIGHT (0: no surface features)")
@@ -124,7 +126,7 @@ def main() -> int:
     print(f"heads C {heads.C}, surface-feature weight {heads.SHAPE_WEIGHT}, explore "
           f"{args.explore}; {args.requests} requests, windows of {args.window}")
     in_use, last = [], []
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         a, b, log = one_seed(items, seed, args)
         in_use.append(a)
         last.append(b)
