@@ -31,7 +31,7 @@ CATEGORIES = ("simple_python", "live_multiple", "multiple")
 async def _measure(model: str, passes: int) -> list[float]:
     from rung.backends.llama import LlamaBackend
     from rung.config import CatalogConfig, LlamaBackendConfig
-    from rung.eval.datasets import load
+    from rung.eval.datasets import Item, load
     from rung.eval.live import request_for
 
     items, _ = load("bfcl", str(BFCL))
@@ -41,7 +41,7 @@ async def _measure(model: str, passes: int) -> list[float]:
                                                       n_ctx=4096), catalog=CatalogConfig())
     await backend.start()
 
-    async def one_pass(todo: list) -> float:  # type: ignore[type-arg]
+    async def one_pass(todo: list[Item]) -> float:
         total = 0.0
         for item in todo:
             async for chunk in backend.stream(request_for(item, seed=0, max_tokens=128)):
