@@ -31,12 +31,12 @@ CATEGORIES = ("simple_python", "live_multiple", "multiple")
 async def _measure(model: str, passes: int) -> list[float]:
     from rung.backends.llama import LlamaBackend
     from rung.config import CatalogConfig, LlamaBackendConfig
-    from rung.eval.datasets import Item, load
+    from rung.eval.datasets import Item, first, load
     from rung.eval.live import request_for
 
     items, _ = load("bfcl", str(BFCL))
-    chosen = [[i for i in items if i.category == c][:2] for c in CATEGORIES]
-    selected = [i for group in chosen for i in group]
+    two_each = first(items, 2)
+    selected = [i for c in CATEGORIES for i in two_each if i.category == c]
     backend = LlamaBackend("tier", LlamaBackendConfig(type="llama", model=model, n_threads=2,
                                                       n_ctx=4096), catalog=CatalogConfig())
     await backend.start()
