@@ -96,6 +96,19 @@ class LlamaBackendConfig(_Frozen):
         "without it the local Qwen2.5-Coder models called the tool again instead of "
         "answering (`bench/tool_result_turn.py`). Empty: none."
     )
+    more_calls: bool = Field(
+        True, description="Under `tool_choice` auto, once the model's answer ends after "
+        "its calls, show it those calls as an open JSON list and let a grammar add more "
+        "(parallel calls; without it the local Qwen models made one call where BFCL's "
+        "parallel items want several: docs/tool-calling.md). Costs the calls' tokens "
+        "evaluated again and whatever is added (the added calls' tokens carry no logprobs). "
+        "One-at-a-time tiers only (`parallel = 1`)."
+    )
+    more_calls_share: float = Field(
+        0.004, gt=0.0, le=1.0, description="With `more_calls`: at the end of each call, "
+        "the model adds another when the share of its next token's probability that goes "
+        "on (`,`) rather than closing the list (`]`) is at least this (0.5: greedy)."
+    )
     sampling: SamplingConfig | None = Field(
         None, description="Sampling for requests that set neither `temperature` nor `top_p` "
         "(e.g. `{ temperature = 0.2, top_p = 0.9 }`); unset: the model's own recommendation "

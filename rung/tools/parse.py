@@ -51,15 +51,21 @@ def new_call_id() -> str:
 
 def calls_in(text: str) -> list[ToolCall] | None:
     """The calls a JSON text (optionally a fenced block's body) holds, or None when it
-    is not a call (not JSON, or an object without a string ``name``)."""
+    is not a call (not JSON, or an object without a string ``name``). Several JSON values
+    one after another (objects, or lists of them) are several calls."""
     body = text.strip()
     if body[:4].lower() == "json":  # a fence's language tag
-        body = body[4:]
+        body = body[4:].lstrip()
+    items: list[Any] = []
+    decoder, at = json.JSONDecoder(), 0
     try:
-        value = json.loads(body)
+        while at < len(body):
+            value, at = decoder.raw_decode(body, at)
+            items.extend(value if isinstance(value, list) else [value])
+            while at < len(body) and body[at].isspace():
+                at += 1
     except ValueError:
         return None
-    items = value if isinstance(value, list) else [value]
     calls = [c for c in (_call_of(v) for v in items) if c is not None]
     return calls if calls and len(calls) == len(items) else None
 

@@ -3,9 +3,11 @@
 - ``tool_schema``: every call names a tool that was offered (the forced one, when the
   choice names one), its arguments are a JSON object that validates against the tool's
   parameter schema (required ones present, types and enums right), a ``required`` or
-  forced choice got a call at all, and an answer did not stop at its length limit in the
-  middle of writing a call (a small model that loops inside an argument string leaves
-  only text behind: on the BFCL dev split, 1 of 66 answers of the 0.5B, and no right one),
+  forced choice got a call at all, and an answer that began writing a call made one: not
+  stopped at its length limit in the middle of it (a small model that loops inside an
+  argument string leaves only text behind: on the BFCL dev split, 1 of 66 answers of the
+  0.5B, and no right one), nor ended with JSON that does not parse (which would otherwise
+  go back as text),
   and no call repeats one the conversation already made and got the result of (what the
   local Qwen models do instead of answering from the result: ``bench/tool_result_turn.py``;
   an agent that polls a tool on purpose pays one escalation for it, and the top tier's
@@ -54,8 +56,9 @@ class ToolSchemaVerifier:
         if not request.tools:
             return Verdict(self.name, 0.0, True, "no tools offered")
         choice = request.tool_choice
-        if not calls and finish_reason == "length" and begins_call(text):
-            return Verdict(self.name, 1.0, False, "a call cut off at the length limit")
+        if not calls and begins_call(text):
+            return Verdict(self.name, 1.0, False, "a call cut off at the length limit"
+                           if finish_reason == "length" else "a call that does not parse")
         if not calls:
             if choice is not None and choice.mode in ("required", "function"):
                 return Verdict(self.name, 1.0, False, f"tool_choice {choice.mode}: no call")

@@ -82,18 +82,22 @@ CUT = [  # (text, finish_reason, accept): what an answer without a parsed call s
     ('<tool_call>{"name": "get_weather", "arguments": {"city": "Par', "length", False),
     ('{"name": "get_weather", "arguments": {"city": "Par', "length", False),
     ("To find the weather, open a browser and look it up, then " * 5, "length", True),
-    ('```json\n{\n  "name": "get_weather", "arguments": {"city": "Paris"', "stop", True),
+    ('```json\n{\n  "name": "get_weather", "arguments": {"city": "Paris"', "stop", False),
+    ('<tool_call>{"name": "get_weather", "arguments": {"city": Paris}}</tool_call>', "stop",
+     False),
+    ("It is 24 degrees in Paris.", "stop", True),
 ]
 
 
 @pytest.mark.parametrize(("text", "finish", "accept"), CUT)
-async def test_a_call_cut_off_at_the_length_limit_is_rejected(text: str, finish: str,
-                                                              accept: bool) -> None:
+async def test_a_call_cut_off_or_not_parsing_is_rejected(text: str, finish: str,
+                                                         accept: bool) -> None:
     req = ChatRequest(messages=USER, tools=(W, T))
     cut = Answer("t", [Chunk(text=text), Chunk(finish_reason=finish)])  # type: ignore[arg-type]
     v = await ToolSchemaVerifier().verify(req, cut, never)
     assert v.accept is accept, v
-    assert accept or v.detail == "a call cut off at the length limit"
+    assert accept or v.detail == ("a call cut off at the length limit" if finish == "length"
+                                  else "a call that does not parse")
 
 
 async def test_a_call_repeating_one_already_answered_is_rejected() -> None:
