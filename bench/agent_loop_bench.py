@@ -116,7 +116,10 @@ class Step:
 
 async def loop_once(model: str, parallel: int, cache: bool, steps: int, max_tokens: int,
                     n_ctx: int) -> list[Step]:
-    cfg = LlamaBackendConfig(model=model, parallel=parallel, prefix_cache=cache, n_ctx=n_ctx)
+    # more_calls off: it would send every step down the single-sequence path, and this
+    # measures each path's prefix reuse
+    cfg = LlamaBackendConfig(model=model, parallel=parallel, prefix_cache=cache, n_ctx=n_ctx,
+                             more_calls=False)
     b = LlamaBackend("bench", cfg, catalog=CatalogConfig())
     await b.start()
     out = []

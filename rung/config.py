@@ -102,7 +102,8 @@ class LlamaBackendConfig(_Frozen):
         "at least `more_calls_share`, let it write another call under a grammar (parallel "
         "calls: left alone, the local Qwen models made one call where BFCL's parallel items "
         "want several; docs/tool-calling.md). Costs the list's tokens and the added calls' "
-        "(which carry no logprobs). One-at-a-time tiers only (`parallel = 1`)."
+        "(which carry no logprobs). On a batching tier (`parallel` > 1) such requests take "
+        "turns on the model's single-sequence path; `false` batches them."
     )
     more_calls_share: float = Field(
         0.004, gt=0.0, le=1.0, description="With `more_calls`: the least share of the "

@@ -265,8 +265,11 @@ class LlamaBackend:
             raise Overloaded(f"tier {self.name}: queue is full ({self._cfg.queue_size} waiting)")
         request, applied = sampling.resolve(request, self.sampling)
         job = _Job(request, asyncio.get_running_loop())
+        # Grammar-held requests, and those that may be asked for more calls (which needs
+        # a grammar and the KV the single-sequence path keeps), take turns.
         batched = (self._engine is not None and request.response_format.type == "text"
-                   and not forced(request))  # grammar-held requests take turns
+                   and not forced(request)
+                   and not (self._cfg.more_calls and more.applies(request)))
         # A request holds its admission until its consumer is done with it (not until the
         # thread winds down), so a client that sends the next request the moment it has
         # the last answer is never refused for a slot that is being released. It is taken
@@ -367,7 +370,7 @@ class LlamaBackend:
         vocab = llm._model.vocab
         text = StopTextStream(req.stop)
         n_gen, finish, reused, eog = 0, "length", 0, False
-        written: list[str] = []  # the whole answer, for a continuation's plan
+        written: list[bytes] = []  # the whole answer, for a continuation's plan
         if self._cfg.prefix_cache:
             reused = _keep_prefix(llm, tokens)
             with self._running_lock:
@@ -388,7 +391,7 @@ class LlamaBackend:
                     break
                 n_gen += 1
                 piece = llm.detokenize([tok])
-                written.append(piece.decode("utf-8", "replace"))
+                written.append(piece)
                 delta = text.push(piece)
                 lps: tuple[TokenLogprob, ...] = ()
                 if capture is not None and capture.last is not None:
@@ -404,7 +407,7 @@ class LlamaBackend:
             gen.close()
         tail = text.flush()
         if eog and self._cfg.more_calls and more.applies(req) and n_gen < max_new:
-            plan = more.plan("".join(written) + tail)
+            plan = more.plan(b"".join(written).decode("utf-8", "replace"))
             if plan is not None:
                 if tail:
                     job.emit(Chunk(text=tail))
@@ -442,7 +445,7 @@ class LlamaBackend:
                                 close) < self._cfg.more_calls_share:
                 break
             _keep_prefix(llm, tokens)
-            out: list[str] = []
+            out: list[bytes] = []  # decoded whole: a character may span tokens
             gen = llm.generate(
                 tokens, top_k=req.top_k, top_p=_known(req.top_p), min_p=0.0, typical_p=1.0,
                 temp=_known(req.temperature), repeat_penalty=1.0,
@@ -452,12 +455,12 @@ class LlamaBackend:
                     if job.cancelled.is_set() or llama_cpp.llama_vocab_is_eog(vocab, tok):
                         break
                     n += 1
-                    out.append(llm.detokenize([tok]).decode("utf-8", "replace"))
+                    out.append(llm.detokenize([tok]))
                     if n >= budget or len(tokens) + len(out) >= self._cfg.n_ctx:
                         break
             finally:
                 gen.close()
-            call = more.next_call("".join(out))
+            call = more.next_call(b"".join(out).decode("utf-8", "replace"))
             if call is None or more.repeats(calls, call):
                 break  # cut off, or the model repeats itself: what it added before stands
             calls.append(call)

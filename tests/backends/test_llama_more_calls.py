@@ -35,9 +35,10 @@ TIME = ToolSpec("get_time", "Get the local time in a city", {
     "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]})
 
 
-def _backend(loop: asyncio.AbstractEventLoop, on: bool) -> Iterator[LlamaBackend]:
+def _backend(loop: asyncio.AbstractEventLoop, on: bool,
+             parallel: int = 1) -> Iterator[LlamaBackend]:
     b = LlamaBackend(f"more-{on}", LlamaBackendConfig(model=defaults.STRONGER, n_ctx=2048,
-                                                      more_calls=on),
+                                                      more_calls=on, parallel=parallel),
                      catalog=CatalogConfig())
     loop.run_until_complete(b.start())
     yield b
@@ -108,3 +109,12 @@ def test_a_text_answer_is_not_continued(loop: asyncio.AbstractEventLoop,
                                         on: LlamaBackend) -> None:
     text, calls, last = _ask(loop, on, "Write a haiku about the sea.")
     assert not calls and text.strip() and last.finish_reason == "stop"
+
+
+def test_a_batching_tier_sends_such_requests_down_its_single_sequence_path(
+        loop: asyncio.AbstractEventLoop) -> None:
+    """The built-in ladder's Qwen tier batches (``parallel = 4``); a request that may be
+    asked for more calls takes its turn on the single-sequence path, and gets them."""
+    for batched in _backend(loop, True, parallel=2):
+        _, calls, _ = _ask(loop, batched, "What is the weather in Paris and in London?")
+        assert _cities(calls) == [("get_weather", "Paris"), ("get_weather", "London")]
