@@ -21,12 +21,41 @@ from pathlib import Path
 from rung.backends.llama import LlamaBackend
 from rung.config import CatalogConfig, LlamaBackendConfig
 from rung.eval.checks import check
-from rung.eval.datasets import bfcl_items
+from rung.eval.datasets import Item, bfcl_items
 from rung.eval.live import request_for
-from rung.types import ToolCallDelta, ToolChoice, assemble_tool_calls
+from rung.types import ChatRequest, ToolCallDelta, ToolChoice, assemble_tool_calls
 
 BFCL = Path(__file__).resolve().parents[2] / "shared" / "data" / "bfcl"
 CATEGORIES = ("parallel", "parallel_multiple", "live_parallel", "simple_python", "multiple")
+
+
+class Tally:
+    """Per category: the right answers (BFCL's check) and the calls made per item; and
+    the compute seconds in all. Shared with bench/more_calls.py."""
+
+    def __init__(self) -> None:
+        self.right: dict[str, list[int]] = {}
+        self.made: dict[str, list[int]] = {}
+        self.compute = 0.0
+
+    async def answer(self, backend: LlamaBackend, item: Item, req: ChatRequest) -> None:
+        """Stream ``req`` (``item``'s request) through ``backend`` and count the answer."""
+        assert item.case is not None
+        text, deltas = "", list[ToolCallDelta]()
+        async for c in backend.stream(req):
+            text += c.text
+            deltas += c.tool_calls
+            self.compute += c.compute_s or 0.0
+        calls = assemble_tool_calls(deltas)
+        cat = item.case.category
+        self.right.setdefault(cat, []).append(int(check(item, text, calls).correct))
+        self.made.setdefault(cat, []).append(len(calls))
+
+    def line(self, n_items: int) -> str:
+        cells = "  ".join(f"{c} {sum(v)}/{len(v)} (calls {','.join(map(str, self.made[c]))})"
+                          for c, v in self.right.items())
+        total = sum(sum(v) for v in self.right.values())
+        return f"{total}/{n_items}  compute {self.compute:.0f} s  {cells}"
 
 
 async def run(model: str, n: int, max_tokens: int) -> None:
@@ -37,28 +66,13 @@ async def run(model: str, n: int, max_tokens: int) -> None:
     await backend.start()
     try:
         for label, parallel in (("one call", False), ("a list", None)):
-            right: dict[str, list[int]] = {}
-            made: dict[str, list[int]] = {}
-            compute = 0.0
+            tally = Tally()
             for it in items:
-                assert it.case is not None
                 req = dataclasses.replace(
                     request_for(it, seed=0, max_tokens=max_tokens), logprobs=False,
                     tool_choice=ToolChoice("required"), parallel_tool_calls=parallel)
-                text, deltas = "", list[ToolCallDelta]()
-                async for c in backend.stream(req):
-                    text += c.text
-                    deltas += c.tool_calls
-                    compute += c.compute_s or 0.0
-                calls = assemble_tool_calls(deltas)
-                cat = it.case.category
-                right.setdefault(cat, []).append(int(check(it, text, calls).correct))
-                made.setdefault(cat, []).append(len(calls))
-            cells = "  ".join(f"{c} {sum(v)}/{len(v)} (calls {','.join(map(str, made[c]))})"
-                              for c, v in right.items())
-            total = sum(sum(v) for v in right.values())
-            print(f"{model} {label:8} {total}/{len(items)}  {cells}  compute {compute:.0f} s",
-                  flush=True)
+                await tally.answer(backend, it, req)
+            print(f"{model} {label:8} {tally.line(len(items))}", flush=True)
     finally:
         await backend.aclose()
 

@@ -19,12 +19,12 @@ import asyncio
 import platform
 from pathlib import Path
 
+from forced_parallel import Tally
+
 from rung.backends.llama import LlamaBackend
 from rung.config import CatalogConfig, LlamaBackendConfig
-from rung.eval.checks import check
 from rung.eval.datasets import Item, bfcl_items
 from rung.eval.live import request_for
-from rung.types import ToolCallDelta, assemble_tool_calls
 
 BFCL = Path(__file__).resolve().parents[2] / "shared" / "data" / "bfcl"
 CATEGORIES = ("parallel", "parallel_multiple", "live_parallel", "live_parallel_multiple",
@@ -38,29 +38,14 @@ async def one_setting(model: str, items: list[Item], *, on: bool, max_tokens: in
         cfg = cfg.model_copy(update={"more_calls_share": share})
     backend = LlamaBackend("bench", cfg, catalog=CatalogConfig())
     await backend.start()
-    right: dict[str, list[int]] = {}
-    made: dict[str, list[int]] = {}
-    compute = 0.0
+    tally = Tally()
     try:
         for it in items:
-            assert it.case is not None
-            text, deltas = "", list[ToolCallDelta]()
-            async for c in backend.stream(request_for(it, seed=0, max_tokens=max_tokens)):
-                text += c.text
-                deltas += c.tool_calls
-                compute += c.compute_s or 0.0
-            calls = assemble_tool_calls(deltas)
-            cat = it.case.category
-            right.setdefault(cat, []).append(int(check(it, text, calls).correct))
-            made.setdefault(cat, []).append(len(calls))
+            await tally.answer(backend, it, request_for(it, seed=0, max_tokens=max_tokens))
     finally:
         await backend.aclose()
-    cells = "  ".join(f"{c} {sum(v)}/{len(v)} (calls {','.join(map(str, made[c]))})"
-                      for c, v in right.items())
-    total = sum(sum(v) for v in right.values())
     label = f"more_calls on ({cfg.more_calls_share})" if on else "more_calls off"
-    print(f"{model} {label:22} {total}/{len(items)}  compute {compute:.0f} s  {cells}",
-          flush=True)
+    print(f"{model} {label:22} {tally.line(len(items))}", flush=True)
 
 
 async def run(model: str, n: int, max_tokens: int, share: float | None,

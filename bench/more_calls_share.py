@@ -23,10 +23,8 @@ import json
 import platform
 from pathlib import Path
 
-import numpy as np
-
 from rung import sampling
-from rung.backends.llama import LlamaBackend
+from rung.backends.llama import LlamaBackend, _logits_after
 from rung.config import CatalogConfig, LlamaBackendConfig
 from rung.eval.datasets import Item, bfcl_items
 from rung.eval.live import request_for
@@ -51,9 +49,7 @@ async def run(model: str, n: int, skip: int, out: str | None) -> None:
     await backend.start()
     llm = backend._llms[0]
     vocab = llm._model.vocab
-    n_vocab = llama_cpp.llama_vocab_n_tokens(vocab)
-    go_on, close = more.decision_tokens(
-        [llm.detokenize([t]).decode("utf-8", "replace") for t in range(n_vocab)])
+    go_on, close = backend._decision_tokens(llm)  # as the backend decides
     rows: list[dict[str, object]] = []
     try:
         for cat in CATEGORIES:
@@ -71,11 +67,7 @@ async def run(model: str, n: int, skip: int, out: str | None) -> None:
                 if plan is not None:
                     head = llm.tokenize(more.list_prefix(plan.calls).encode(), add_bos=False,
                                         special=False)
-                    llm.reset()
-                    llm.eval(toks + head)
-                    logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits(llm._ctx.ctx),
-                                                   shape=(n_vocab,))
-                    share = more.go_on_share(logits, go_on, close)
+                    share = more.go_on_share(_logits_after(llm, toks + head), go_on, close)
                 made = len(plan.calls) if plan is not None else 0
                 rows.append({"category": cat, "id": it.id, "made": made,
                              "wanted": _wanted(it), "share": share})
