@@ -26,6 +26,7 @@ other, not with the simulation's.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import random
 import statistics
 from pathlib import Path
@@ -40,6 +41,7 @@ from rung.routing.heads import HeadsRouter, train_heads
 from rung.routing.metrics import evaluate
 from rung.routing.scorers import HeuristicScorer
 from rung.types import ChatRequest, Message
+from rung.verify.final import final_value
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "routellm"
 
@@ -53,6 +55,20 @@ def _scores(router: HeadsRouter | None, prompts: list[str]) -> np.ndarray:
         h = HeuristicScorer()
         return np.array([h.score(_request(p)) for p in prompts])
     return router.score_batch(prompts)
+
+
+def answers(o: Outcome) -> tuple[str | None, str | None]:
+    """What the weak and the strong model's answers ended on: GSM8K's recorded answers'
+    final numbers; for MMLU (correctness only recorded) a stand-in letter per prompt, the
+    right one when the model was right, else one of the three others (per prompt and
+    model: two wrong answers agree a third of the time)."""
+    if o.benchmark == "gsm8k":
+        return final_value(o.weak_response or ""), final_value(o.strong_response or "")
+    digest = hashlib.sha256(o.prompt.encode()).digest()
+    right = digest[0] % 4
+    return tuple(  # type: ignore[return-value]
+        "ABCD"[right if ok else (right + 1 + digest[k] % 3) % 4]
+        for k, ok in ((1, o.weak_correct), (2, o.strong_correct)))
 
 
 def _fit(found: list[Label]) -> HeadsRouter:
@@ -83,6 +99,14 @@ def one_seed(items: list[Outcome], seed: int, args: argparse.Namespace
             t = float(len(found))
             found.append(Label(str(t), t, _request(o.prompt), ok, "feedback",
                                "next" if strong else "first"))
+            if strong and args.shadow_down and rng.random() < args.shadow_down:
+                weak_says, strong_says = answers(o)
+                found.append(Label(str(t + 0.5), t + 0.5, _request(o.prompt),
+                                   ok and weak_says == strong_says, "shadow", "first"))
+            if not strong and args.shadow_up and rng.random() < args.shadow_up:
+                weak_says, strong_says = answers(o)
+                found.append(Label(str(t + 0.5), t + 0.5, _request(o.prompt),
+                                   ok == (weak_says == strong_says), "shadow", "next"))
         threshold = float(np.median(scores))
         older, held = learning.split([lb for lb in found if lb.side == "first"])
         if len(older) < 2 * learning.MIN_HOLDOUT:
@@ -112,9 +136,15 @@ def main() -> int:
     ap.add_argument("--window", type=int, default=500)
     ap.add_argument("--flip", type=float, default=0.1)
     ap.add_argument("--explore", type=float, default=0.0, help="share routed at random")
+    ap.add_argument("--shadow-down", type=float, default=0.0,
+                    help="share of strong answers the weak model also gives, compared")
+    ap.add_argument("--shadow-up", type=float, default=0.0,
+                    help="share of weak answers the strong model also gives, compared")
     ap.add_argument("--seeds", type=int, default=5, help="how many seeds")
     ap.add_argument("--first-seed", type=int, default=0, help="the first seed")
     ap.add_argument("--c", type=float, default=None, help="override heads.C")
+    ap.add_argument("--implied-weight", type=float, default=None,
+                    help="override heads.IMPLIED_WEIGHT (0: no implied labels)")
     ap.add_argument("--shape-weight", type=float, default=None,
                     help="override heads.SHAPE_WEIGHT (0: no surface features)")
     args = ap.parse_args()
@@ -122,8 +152,11 @@ def main() -> int:
         heads.C = args.c
     if args.shape_weight is not None:
         heads.SHAPE_WEIGHT = args.shape_weight
+    if args.implied_weight is not None:
+        heads.IMPLIED_WEIGHT = args.implied_weight
     items = list({o.prompt: o for o in load_many(DATA, ("mmlu", "gsm8k"))}.values())
-    print(f"heads C {heads.C}, surface-feature weight {heads.SHAPE_WEIGHT}, explore "
+    print(f"heads C {heads.C}, surface-feature weight {heads.SHAPE_WEIGHT}, implied-label "
+          f"weight {heads.IMPLIED_WEIGHT}, explore "
           f"{args.explore}; {args.requests} requests, windows of {args.window}")
     in_use, last = [], []
     for seed in range(args.first_seed, args.first_seed + args.seeds):

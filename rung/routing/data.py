@@ -35,6 +35,7 @@ class Outcome:
     benchmark: str
     subject: str | None = None
     weak_response: str | None = None
+    strong_response: str | None = None
 
     @property
     def gain(self) -> int:
@@ -128,6 +129,7 @@ def _read_csv(
                     benchmark=benchmark,
                     subject=subject,
                     weak_response=row.get(f"{weak}_response"),
+                    strong_response=row.get(f"{strong}_response"),
                 )
             )
     return rows

@@ -11,6 +11,16 @@ scale: (1 + P(stronger right) - P(first right)) / 2. Without labels for the stro
 its head is the constant 1 (the score is then the first tier's estimated chance of
 failing, halved and shifted).
 
+**Implied labels.** Learned from its own traffic, a router decides which side each prompt
+is labelled on, and one-sided labels let it confirm itself: a topic it sends to the
+stronger tier gets only that tier's labels, and the first tier's head never learns
+whether the first tier would have done. So each label also says something about the other
+side, by dominance (a stronger tier is right where the first tier was right; the first
+tier fails where a stronger one failed): a prompt with no label about a side gets one
+implied from the other side's label, of weight ``IMPLIED_WEIGHT``, where the label
+implies one (a first-tier success: the stronger tier right; a stronger tier's failure:
+the first tier wrong; the other two say nothing). Measured in docs/learning.md.
+
 A prompt unlike the training prompts (``rung.routing.domain``) is scored by the fallback
 instead: the same difference, each side's outcome estimated from the prompt's log length
 alone.
@@ -49,6 +59,10 @@ LENGTH_WEIGHT = 3.0 / 8.0
 # 0.1 / 0.2 / 0.35 / 0.5): seeds 0-4 0.6081 / 0.6178 / 0.6180 / - / -, seeds 5-9 0.6241 /
 # 0.6315 / 0.6330 / 0.6330 / 0.6329 (docs/learning.md).
 SHAPE_WEIGHT = 0.2
+# The weight of a label implied by dominance. On ../shared's RouteLLM outcomes (MMLU +
+# GSM8K, 10,739 items) GPT-4 is right on 92% of the items Mixtral got right, and Mixtral
+# wrong on 71% of those GPT-4 got wrong.
+IMPLIED_WEIGHT = 1.0
 
 
 @dataclass
@@ -130,8 +144,10 @@ class _Head:
 
 
 def _fit(tfidf: Tfidf, data: Sequence[tuple[str, bool]], x: npt.NDArray[np.float64],
-         mean: npt.NDArray[np.float64], sd: npt.NDArray[np.float64]) -> _Head:
-    """One head on its (prompt, right) pairs and their surface-feature rows ``x``."""
+         mean: npt.NDArray[np.float64], sd: npt.NDArray[np.float64],
+         weight: npt.NDArray[np.float64]) -> _Head:
+    """One head on its (prompt, right) pairs, their surface-feature rows ``x`` and their
+    weights."""
     from scipy.sparse import csr_matrix, hstack
     from sklearn.linear_model import LogisticRegression
 
@@ -144,34 +160,56 @@ def _fit(tfidf: Tfidf, data: Sequence[tuple[str, bool]], x: npt.NDArray[np.float
     length = np.array([[LENGTH_WEIGHT * log_length(p)] for p in prompts])
     extra = csr_matrix(np.hstack([length, _scaled(x, mean, sd)]))
     lr = LogisticRegression(C=C, max_iter=2000)
-    lr.fit(hstack([tfidf.transform_sparse(prompts), extra]).tocsr(), y)
+    lr.fit(hstack([tfidf.transform_sparse(prompts), extra]).tocsr(), y, sample_weight=weight)
     coef = np.asarray(lr.coef_[0], dtype=np.float64)
     n = len(tfidf.vocab)
     return _Head(coef[:n], float(lr.intercept_[0]), float(coef[n]), coef[n + 1:])
 
 
+def implied(first: Sequence[tuple[str, bool]], stronger: Sequence[tuple[str, bool]]
+            ) -> tuple[list[tuple[str, bool]], list[tuple[str, bool]]]:
+    """The labels dominance implies for prompts without a label on that side: (first-tier
+    failures from a stronger tier's failures, stronger-tier successes from the first
+    tier's successes)."""
+    on_first, on_stronger = {p for p, _ in first}, {p for p, _ in stronger}
+    return ([(p, False) for p, ok in stronger if not ok and p not in on_first],
+            [(p, True) for p, ok in first if ok and p not in on_stronger])
+
+
 def train_heads(first: Sequence[tuple[str, bool]],
-                stronger: Sequence[tuple[str, bool]] = ()) -> HeadsRouter:
-    """Fit the heads on (prompt, was the answer right) pairs of each side."""
+                stronger: Sequence[tuple[str, bool]] = (), *,
+                implied_weight: float | None = None) -> HeadsRouter:
+    """Fit the heads on (prompt, was the answer right) pairs of each side, each side with
+    the labels the other implies (weight ``implied_weight``, default IMPLIED_WEIGHT; 0:
+    none; without stronger-side labels: none)."""
     if not first:
         raise ConfigError("no labels about the first tier to learn from")
+    w_implied = IMPLIED_WEIGHT if implied_weight is None else implied_weight
+    own = {"first": list(first), "next": list(stronger)}
     prompts = [p for p, _ in [*first, *stronger]]
     tfidf = Tfidf.fit(prompts)
     x = features(prompts)  # once: for the heads and the domain
+    row = {p: i for i, p in enumerate(prompts)}
     arrays: dict[str, npt.NDArray[Any]] = {
         "sf_mean": x.mean(axis=0),
         # a feature constant in training gets weight 0; its scale stays 1 so it stays finite
         "sf_sd": np.where(x.std(axis=0) > 1e-6, x.std(axis=0), 1.0)}
-    for head, data, rows in (("first", first, x[:len(first)]),
-                             ("next", stronger, x[len(first):])):
+    extra = dict(zip(("first", "next"), implied(first, stronger))) if stronger and \
+        w_implied > 0 else {"first": [], "next": []}
+    for head, data in own.items():
         if not data:
             continue
-        fitted = _fit(tfidf, data, rows, arrays["sf_mean"], arrays["sf_sd"])
+        both = [*data, *extra[head]]
+        weight = np.r_[np.ones(len(data)), np.full(len(extra[head]), w_implied)]
+        fitted = _fit(tfidf, both, x[[row[p] for p, _ in both]], arrays["sf_mean"],
+                      arrays["sf_sd"], weight)
         arrays[f"w_{head}"], arrays[f"b_{head}"] = fitted.w, np.asarray(fitted.b)
         arrays[f"l_{head}"], arrays[f"s_{head}"] = np.asarray(fitted.length), fitted.shape
         arrays[f"fb_{head}"] = fit_line([p for p, _ in data], [float(ok) for _, ok in data])
     return HeadsRouter(tfidf=tfidf, arrays=arrays, domain=Domain.fit_rows(x),
                        meta={"n_first": len(first), "n_next": len(stronger),
+                             "implied": {"first": len(extra["first"]),
+                                         "next": len(extra["next"]), "weight": w_implied},
                              "score": "(1 + P(stronger right) - P(first right)) / 2",
                              "fallback": "the same, from log length alone, out of domain"})
 
