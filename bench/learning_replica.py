@@ -40,8 +40,8 @@ from rung.routing.data import Outcome, load_many
 from rung.routing.heads import HeadsRouter, train_heads
 from rung.routing.metrics import evaluate
 from rung.routing.scorers import HeuristicScorer
+from rung.server.shadow import final_pair
 from rung.types import ChatRequest, Message
-from rung.verify.final import final_value
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "routellm"
 
@@ -57,18 +57,25 @@ def _scores(router: HeadsRouter | None, prompts: list[str]) -> np.ndarray:
     return router.score_batch(prompts)
 
 
-def answers(o: Outcome) -> tuple[str | None, str | None]:
-    """What the weak and the strong model's answers ended on: GSM8K's recorded answers'
-    final numbers; for MMLU (correctness only recorded) a stand-in letter per prompt, the
-    right one when the model was right, else one of the three others (per prompt and
-    model: two wrong answers agree a third of the time)."""
+def replies(o: Outcome) -> tuple[str, str]:
+    """The weak and the strong model's answers as the simulation's upstreams give them:
+    GSM8K's recorded answers; for MMLU (correctness only recorded) a stand-in "The answer
+    is X." per prompt, the right letter when the model was right, else one of the three
+    others (per prompt and model: two wrong answers agree a third of the time)."""
     if o.benchmark == "gsm8k":
-        return final_value(o.weak_response or ""), final_value(o.strong_response or "")
+        return o.weak_response or "(recorded answer)", o.strong_response or "(recorded answer)"
     digest = hashlib.sha256(o.prompt.encode()).digest()
     right = digest[0] % 4
-    return tuple(  # type: ignore[return-value]
-        "ABCD"[right if ok else (right + 1 + digest[k] % 3) % 4]
-        for k, ok in ((1, o.weak_correct), (2, o.strong_correct)))
+    weak, strong = (f"The answer is {'ABCD'[right if ok else (right + 1 + digest[k] % 3) % 4]}."
+                    for k, ok in ((1, o.weak_correct), (2, o.strong_correct)))
+    return weak, strong
+
+
+def agree(o: Outcome) -> bool | None:
+    """Whether the two answers agree, read as a shadow comparison reads them (None: they
+    cannot be compared)."""
+    pair = final_pair(*replies(o))
+    return None if pair is None else pair[0] == pair[1]
 
 
 def _fit(found: list[Label]) -> HeadsRouter:
@@ -99,14 +106,15 @@ def one_seed(items: list[Outcome], seed: int, args: argparse.Namespace
             t = float(len(found))
             found.append(Label(str(t), t, _request(o.prompt), ok, "feedback",
                                "next" if strong else "first"))
-            if strong and args.shadow_down and rng.random() < args.shadow_down:
-                weak_says, strong_says = answers(o)
-                found.append(Label(str(t + 0.5), t + 0.5, _request(o.prompt),
-                                   ok and weak_says == strong_says, "shadow", "first"))
-            if not strong and args.shadow_up and rng.random() < args.shadow_up:
-                weak_says, strong_says = answers(o)
-                found.append(Label(str(t + 0.5), t + 0.5, _request(o.prompt),
-                                   ok == (weak_says == strong_says), "shadow", "next"))
+            same = agree(o)
+            if strong and args.shadow_down and rng.random() < args.shadow_down \
+                    and same is not None:
+                found.append(Label(str(t + 0.5), t + 0.5, _request(o.prompt), ok and same,
+                                   "shadow", "first"))
+            if not strong and args.shadow_up and rng.random() < args.shadow_up \
+                    and same is not None:  # as rung.learning reads a rated, shadowed answer
+                found.append(Label(str(t + 0.5), t + 0.5, _request(o.prompt), ok == same,
+                                   "shadow", "next"))
         threshold = float(np.median(scores))
         older, held = learning.split([lb for lb in found if lb.side == "first"])
         if len(older) < 2 * learning.MIN_HOLDOUT:

@@ -2,15 +2,16 @@
 from one-sided and partly wrong feedback, route as well as one trained offline?
 
     .venv/bin/python bench/learning_sim.py [--requests 3000] [--window 500]
-        [--feedback 0.5] [--flip 0.1] [--seed 0] [--plot docs/learning.png]
+        [--feedback 0.5] [--flip 0.1] [--shadow 0] [--seed 0] [--plot docs/learning.png]
 
 Data: RouteLLM's outcome tables in ../shared (MMLU and GSM8K: for each question, whether
 Mixtral-8x7B (weak) and GPT-4 (strong) answered it right), shuffled; the first
 ``--requests`` are the traffic, the rest are kept to evaluate the routers on.
 
 Set-up, all real and on loopback: two upstreams that answer as the recorded models did
-(GSM8K: the weak model's recorded answer; MMLU: a stand-in text, since only correctness
-is recorded), and `rung serve` (a process) with tiers weak -> strong and
+(GSM8K: the models' recorded answers; MMLU, where only correctness is recorded: a stand-in
+"The answer is X.", the right letter when the model was right, else another one,
+learning_replica.replies), and `rung serve` (a process) with tiers weak -> strong and
 ``routing.scorer = {type = "learned", path = <learn folder>}``: the heuristic until a
 router is promoted, then the promoted one, swapped without a restart.
 
@@ -20,7 +21,9 @@ prompts under the router in use), so windows compare at equal cost. A ``--feedba
 of the answers is rated through POST /v1/feedback with the answering model's recorded
 correctness, a ``--flip`` share of those ratings inverted. After every ``--window``
 requests, `rung learn` runs (in-process, as the CLI) and the server picks up what it
-promotes.
+promotes. With ``--shadow SHARE``, ``routing.shadow = {share = SHARE}``: that share of the
+weak tier's answers is answered again by the strong tier in the background and compared
+(labels rung learn reads, rung.learning).
 
 Printed: per window, the router in use (and how many prompts it found out of its domain,
 scored by its fallback), the traffic's accuracy and strong share; at the
@@ -47,6 +50,7 @@ from typing import Any
 
 import numpy as np
 from aiohttp import web
+from learning_replica import replies
 
 from rung.cli.main import main as rung_main
 from rung.devtools.upstream import UpstreamBehaviour, create_upstream_app
@@ -115,6 +119,8 @@ def main() -> int:
     ap.add_argument("--window", type=int, default=500)
     ap.add_argument("--feedback", type=float, default=0.5, help="share of answers rated")
     ap.add_argument("--flip", type=float, default=0.1, help="share of ratings inverted")
+    ap.add_argument("--shadow", type=float, default=0.0,
+                    help="routing.shadow's share (0: no shadow comparisons)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--plot", default=None, help="write a PNG of the windows here")
     ap.add_argument("--json", default=None, help="write the results here")
@@ -127,8 +133,9 @@ def main() -> int:
     items = list(by_prompt.values())
     rng.shuffle(items)
     traffic, rest = items[:args.requests], items[args.requests:]
-    weak = Upstream({o.prompt: o.weak_response or "(recorded answer)" for o in items})
-    strong = Upstream({o.prompt: "(recorded answer)" for o in items})
+    said = {o.prompt: replies(o) for o in items}
+    weak = Upstream({p: w for p, (w, _) in said.items()})
+    strong = Upstream({p: s for p, (_, s) in said.items()})
     tmp = Path(tempfile.mkdtemp(prefix="rung-learning-"))
     learned, store = tmp / "learned", f"sqlite:///{tmp / 'traces.db'}"
     learned.mkdir()
@@ -136,6 +143,8 @@ def main() -> int:
     cfg.write_text(
         f'[store]\nurl = "{store}"\n'
         f'[routing]\nscorer = {{ type = "learned", path = "{learned}" }}\n'
+        + (f"shadow = {{ share = {args.shadow}, max_in_flight = 64 }}\n" if args.shadow else "")
+        +
         '[[tiers]]\nname = "weak"\n'
         f'backend = {{ type = "openai", base_url = "http://127.0.0.1:{weak.port}/v1", '
         'model = "mixtral" }\n'
@@ -215,6 +224,7 @@ def main() -> int:
     offline = train_router(traffic, use_embeddings=False, seed=args.seed)
     result = {
         "requests": len(traffic), "held_out": len(rest), "feedback": args.feedback,
+        "shadow": args.shadow,
         "flip": args.flip, "windows": windows, "final_router": version,
         "apgr_on_rest": {
             "router in use at the end (promoted, else the heuristic)": round(

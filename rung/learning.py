@@ -19,7 +19,11 @@ tier:
   labelled traffic, which has the same bias for both.
 
 About the stronger side (``side = "next"``): a user's feedback on an answer of any tier
-above the first.
+above the first; and a shadow comparison (``routing.shadow``: a stronger tier answered
+the same request again) of a first-tier answer a user rated: the stronger tier was right
+when it agreed with a right answer or disagreed with a wrong one (source ``shadow``; the
+second is an approximation, as two wrong answers may differ; a shadow without a rating
+says nothing about the stronger side).
 
 How well a router orders prompts is measured on both sides' labels: on the first tier's,
 a higher score should mean a failure (AUC of the score for "the first tier failed"); on
@@ -104,6 +108,11 @@ def labels(traces: Iterable[Trace], feedback: Iterable[Feedback], first: str) ->
         said, source = users.get(t.id), "feedback"
         if not said:
             said, source = shadows.get(t.id), "shadow"
+        shadowed = shadows.get(t.id)
+        if t.tier == first and rated and shadowed:  # a paired outcome
+            agree = sum(shadowed) / len(shadowed) >= GOOD
+            out.append(Label(t.id, t.time, request,
+                             (sum(rated) / len(rated) >= GOOD) == agree, "shadow", "next"))
         if t.tier == first and said:
             ok = sum(said) / len(said) >= GOOD
         elif mine.get("outcome") == AttemptOutcome.REJECTED.value:

@@ -48,6 +48,8 @@ def test_the_label_rules() -> None:
         "verified": (True, "verifier"),
         "big-rated": (False, "verifier"),  # its feedback is about the big tier's answer
     }
-    # feedback on a stronger tier's answer is a label about the stronger side
-    stronger = {lb.trace_id: lb.ok for lb in found if lb.side == "next"}
-    assert stronger == {"past": False, "big-rated": True}
+    # feedback on a stronger tier's answer is a label about the stronger side; so is a
+    # shadow's disagreement with a first-tier answer the user rated right
+    stronger = {lb.trace_id: (lb.ok, lb.source) for lb in found if lb.side == "next"}
+    assert stronger == {"past": (False, "feedback"), "big-rated": (True, "feedback"),
+                        "both": (False, "shadow")}

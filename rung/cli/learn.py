@@ -111,9 +111,12 @@ def run(args: argparse.Namespace) -> int:
     failures = sum(not lb.ok for lb in on_first)
     sources = {s: sum(lb.source == s for lb in on_first) for s in ("feedback", "shadow",
                                                                     "verifier")}
+    sources_stronger = {s: sum(lb.source == s and lb.side == "next" for lb in found)
+                        for s in ("feedback", "shadow")}
     report: dict[str, Any] = {
         "labelled": len(on_first), "labelled_stronger": len(found) - len(on_first),
-        "failures": failures, "sources": sources, "first_tier": first, "version": version,
+        "failures": failures, "sources": sources, "sources_stronger": sources_stronger,
+        "first_tier": first, "version": version,
         "created": time.time(), "router": {"apgr": None},
         "current": {"scorer": config.routing.scorer.type}, "promoted": False}
     older, held = learning.split(on_first)
@@ -144,7 +147,8 @@ def run(args: argparse.Namespace) -> int:
         "router": {"apgr": round(learning.apgr_of(new, held), 4),
                    "apgr_cv": round(cv, 4) if cv is not None else None,
                    "held_back": len(recent), "trained_on": len(before),
-                   "kind": "heads (TF-IDF + logistic regression per side)"},
+                   "kind": "heads (TF-IDF + logistic regression per side)",
+                   "implied": final.meta["implied"]},
         "current": {"scorer": config.routing.scorer.type,
                     "apgr": round(learning.apgr_of(cur, held), 4),
                     "ranking": _round(learning.ranking_quality(cur_all, recent))},

@@ -3,11 +3,12 @@
 A sampled share of the requests answered below the shadow tier (the top ladder tier by
 default) is answered again by that tier, in the background, after the client has its
 answer: never returned, never delaying anything, at most ``max_in_flight`` at once (a
-sampled request past that is skipped and counted, never queued). When both answers end on
-a number (the reading :mod:`rung.verify.final` gives graders and verifiers), whether the
-numbers agree is stored as feedback on the request's trace, with source ``shadow`` (score
-1 when they agree): a paired outcome like the benchmark tables', which ``rung learn``
-reads as a label about the tier that answered. Other answers are counted as not
+sampled request past that is skipped and counted, never queued). When both answers chose
+a letter of a multiple-choice question, or else both end on a number (the readings
+:mod:`rung.verify.final` gives graders and verifiers), whether they agree is stored as
+feedback on the request's trace, with source ``shadow`` (score 1 when they agree): a
+paired outcome like the benchmark tables', which ``rung learn`` reads as labels
+(:mod:`rung.learning`). Other answers are counted as not
 comparable and store nothing. The shadow's cost is counted apart
 (``rung_shadow_cost_total``), never in the request's.
 """
@@ -27,9 +28,21 @@ from rung.store.base import TraceStore
 from rung.store.feedback import Feedback
 from rung.store.trace import Trace
 from rung.types import ChatRequest, Message
-from rung.verify.final import canonical, final_value
+from rung.verify.final import canonical, final_choice, final_value
 
 log = logging.getLogger("rung.shadow")
+
+
+def final_pair(answered: str, shadow: str) -> tuple[str, str] | None:
+    """What the two answers ended on, read the same way: the letters both chose, else the
+    numbers both ended on; None when they cannot be compared."""
+    letters = final_choice(answered), final_choice(shadow)
+    if letters[0] is not None and letters[1] is not None:
+        return letters[0], letters[1]
+    values = final_value(answered), final_value(shadow)
+    if values[0] is not None and values[1] is not None:
+        return canonical(values[0]), canonical(values[1])
+    return None
 
 
 class Shadow:
@@ -73,15 +86,15 @@ class Shadow:
             return
         seconds = answer.compute_s if answer.compute_s is not None else answer.seconds
         self._metrics.shadow_cost.inc(cost_of(self._cost, answer.usage, seconds))
-        mine, theirs = final_value(answered), final_value(answer.text)
-        if mine is None or theirs is None:
+        said = final_pair(answered, answer.text)
+        if said is None:
             self._metrics.shadows.labels("not_comparable").inc()
             return
+        mine, theirs = said
         agree = mine == theirs
         self._metrics.shadows.labels("agree" if agree else "disagree").inc()
         fb = Feedback(trace_id=trace_id, score=1.0 if agree else 0.0, time=time.time(),
-                      comment=f"{self.tier} ended on {canonical(theirs)}, the answer on "
-                              f"{canonical(mine)}",
+                      comment=f"{self.tier} ended on {theirs}, the answer on {mine}",
                       source="shadow")
         try:
             await asyncio.to_thread(self._store.add_feedback, fb)

@@ -35,7 +35,8 @@ import re
 from fractions import Fraction
 
 __all__ = [
-    "answer_key", "canonical", "final_number", "final_value", "marked_answer", "numbers",
+    "answer_key", "canonical", "final_choice", "final_number", "final_value", "marked_answer",
+    "numbers",
 ]
 
 _NUMBER = re.compile(
@@ -139,6 +140,22 @@ def final_value(text: str) -> Fraction | None:
                 return found[0]
     found = numbers(text, fractions=True)
     return found[-1] if found else None
+
+
+# A multiple-choice answer: a capital letter A-J after the last "answer is" / "answer:",
+# or opening the answer, alone or followed by ".", ")" or ":" ("B", "(B)", "B. the field").
+_CHOICE_AFTER = re.compile(r"(?i:\banswer\s*(?:is\b|:))\s*\(?([A-J])\)?(?![A-Za-z0-9])")
+_CHOICE_FIRST = re.compile(r"\s*\(?([A-J])(?:\)|[.:]|\s*$)")
+
+
+def final_choice(text: str) -> str | None:
+    """The letter a multiple-choice answer chose, or None when it chose none (a text that
+    merely starts with "A" or "I" as a word is not a choice)."""
+    found = _CHOICE_AFTER.findall(text)
+    if found:
+        return str(found[-1])
+    m = _CHOICE_FIRST.match(text)
+    return m.group(1) if m else None
 
 
 def final_number(text: str) -> str | None:

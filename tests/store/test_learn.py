@@ -63,6 +63,7 @@ def test_a_router_learned_from_feedback_is_promoted_when_it_wins(
     report = json.loads((out / "report.json").read_text())
     assert report["labelled"] == 160 and report["labelled_stronger"] == 0
     assert report["sources"] == {"feedback": 160, "shadow": 0, "verifier": 0}
+    assert report["sources_stronger"] == {"feedback": 0, "shadow": 0}
     assert report["promoted"] is True
     assert report["router"]["apgr"] > report["current"]["apgr"] + 0.2
     assert report["difference"]["ci95"][0] > 0

@@ -1,5 +1,6 @@
 """Shadow comparisons through a real server: a share of the answers below the top tier is
-answered again by the top tier in the background; agreement on the final number is stored
+answered again by the top tier in the background; agreement on the letter chosen or the
+final number is stored
 as a label (feedback with source "shadow"); bounded, and never in the client's way."""
 
 from __future__ import annotations
@@ -15,12 +16,16 @@ from tests.store.conftest import rung_server_on
 
 
 def small_says(message: str) -> str:
+    if "letter" in message:
+        return "B. the electric field"
     if "sum" in message:
         return "Adding them up, the answer is 41."
     return "The answer is 7." if "seven" in message else "Hi there!"
 
 
 def big_says(message: str) -> str:
+    if "letter" in message:  # it chose another letter; "42" in it is no number to compare
+        return "Of the 42 options, the answer is (C)."
     if "sum" in message:
         return "The answer is 42."
     return "Seven: the answer is 7." if "seven" in message else "Hello."
@@ -62,19 +67,20 @@ def test_shadow_answers_become_labels(tmp_path: Path) -> None:
     with upstream_server(small_up) as small, upstream_server(big_up) as big, \
             rung_server_on(_config(small.url, big.url, max_in_flight=8), store) as server:
         ids = {text: _ask(server.url, text) for text in
-               ("the sum of 20 and 22", "seven please", "hello")}
+               ("the sum of 20 and 22", "seven please", "hello", "a letter, A to D")}
         _eventually(lambda: _metric(server.url, 'rung_shadows_total{outcome="not_comparable"}')
-                    == 1 and len(store.feedback()) == 2)
+                    == 1 and len(store.feedback()) == 3)
         assert _metric(server.url, 'rung_shadows_total{outcome="agree"}') == 1
-        assert _metric(server.url, 'rung_shadows_total{outcome="disagree"}') == 1
+        assert _metric(server.url, 'rung_shadows_total{outcome="disagree"}') == 2
         assert _metric(server.url, "rung_shadow_cost_total") > 0
         by_id = {f.trace_id: f for f in store.feedback()}
         summed = by_id[ids["the sum of 20 and 22"]]
         assert (summed.score, summed.source) == (0.0, "shadow")
         assert summed.comment == "big ended on 42, the answer on 41"
         assert by_id[ids["seven please"]].score == 1.0
+        assert by_id[ids["a letter, A to D"]].comment == "big ended on C, the answer on B"
         assert ids["hello"] not in by_id
-        assert big_up.calls == 3  # every answer below the top was shadowed once
+        assert big_up.calls == 4  # every answer below the top was shadowed once
         # the client's trace is the small tier's: the shadow's cost is not in it
         trace = store.get(ids["the sum of 20 and 22"])
         assert trace is not None and trace.tier == "small" and trace.cost == 0.0

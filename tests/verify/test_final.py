@@ -8,7 +8,14 @@ from fractions import Fraction
 import pytest
 
 from rung.eval.datasets import gsm8k_reference
-from rung.verify.final import answer_key, canonical, final_number, marked_answer, numbers
+from rung.verify.final import (
+    answer_key,
+    canonical,
+    final_choice,
+    final_number,
+    marked_answer,
+    numbers,
+)
 from tests.conftest import SHARED_DATA
 
 GSM8K_SOLUTION = (
@@ -116,6 +123,17 @@ def test_marked_answer(response: str, marked: str | None) -> None:
 ])
 def test_answer_key(one: str, other: str, agree: bool) -> None:
     assert (answer_key(one) == answer_key(other)) is agree
+
+
+@pytest.mark.parametrize(("text", "letter"), [
+    ("B", "B"), ("(B)", "B"), ("B. the electric field", "B"), (" C\n", "C"), ("A.", "A"),
+    ("The answer is (D).", "D"), ("Answer: A", "A"), ("the answer is B, not A", "B"),
+    ("A dog is an animal.", None),  # "A" and "I" as words are no choice
+    ("I think so.", None), ("The answer is a cat.", None), ("The answer is 12.", None),
+    ("42", None),
+])
+def test_final_choice(text: str, letter: str | None) -> None:
+    assert final_choice(text) == letter
 
 
 def test_gsm8k_references_read_as_their_marked_number() -> None:
