@@ -385,8 +385,10 @@ class RoutingConfig(_Frozen):
         None, description="Shadow comparisons: a share of the requests answered below the "
         "top tier is also answered by it in the background (never returned, never delaying "
         "the answer, its cost counted apart in `rung_shadow_cost_total`); when both answers "
-        "end on a number, whether they agree is stored as a label (feedback with source "
-        "`shadow`) that `rung learn` uses.")
+        "chose a letter of a multiple-choice question, or both end on a number, whether they "
+        "agree is stored as a label (feedback with source `shadow`) that `rung learn` uses: "
+        "about the first tier when no user rated the answer, and with a user's rating about "
+        "the stronger side too.")
 
 
 class CatalogConfig(_Frozen):

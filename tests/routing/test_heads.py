@@ -34,7 +34,7 @@ def test_a_topic_labelled_on_one_side_only_is_learned_on_the_other() -> None:
     stronger = _rows("zebra", False) + _rows("pear", True)
     plain = train_heads(first, stronger, implied_weight=0)
     learned = train_heads(first, stronger)
-    assert learned.meta["implied"] == {"first": 20, "next": 20, "weight": 1.0}
+    assert learned.meta["implied"] == {"first": 20, "next": 20, "weight": 0.25}
     assert plain.meta["implied"]["first"] == 0
     assert _p(learned, "first", "zebra") < _p(plain, "first", "zebra") - 0.1
     assert _p(learned, "next", "apple") > _p(plain, "next", "apple") + 0.1
