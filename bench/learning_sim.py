@@ -140,11 +140,11 @@ def main() -> int:
     learned, store = tmp / "learned", f"sqlite:///{tmp / 'traces.db'}"
     learned.mkdir()
     cfg = tmp / "rung.toml"
+    shadow = f"shadow = {{ share = {args.shadow}, max_in_flight = 64 }}\n" if args.shadow \
+        else ""
     cfg.write_text(
         f'[store]\nurl = "{store}"\n'
-        f'[routing]\nscorer = {{ type = "learned", path = "{learned}" }}\n'
-        + (f"shadow = {{ share = {args.shadow}, max_in_flight = 64 }}\n" if args.shadow else "")
-        +
+        f'[routing]\nscorer = {{ type = "learned", path = "{learned}" }}\n{shadow}'
         '[[tiers]]\nname = "weak"\n'
         f'backend = {{ type = "openai", base_url = "http://127.0.0.1:{weak.port}/v1", '
         'model = "mixtral" }\n'
