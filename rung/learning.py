@@ -82,6 +82,11 @@ def _request(t: Trace) -> ChatRequest | None:
     return ChatRequest(messages=msgs) if msgs else None
 
 
+def _good(scores: list[float]) -> bool:
+    """Whether feedback scores say "right": their mean at least GOOD."""
+    return sum(scores) / len(scores) >= GOOD
+
+
 def labels(traces: Iterable[Trace], feedback: Iterable[Feedback], first: str) -> list[Label]:
     """The labels about tier ``first`` that ``traces`` and their ``feedback`` give, oldest
     first (see the module docstring for the rules)."""
@@ -97,24 +102,19 @@ def labels(traces: Iterable[Trace], feedback: Iterable[Feedback], first: str) ->
         request = _request(t)
         if request is None:
             continue
-        rated = users.get(t.id)
+        rated, shadowed = users.get(t.id), shadows.get(t.id)
         if t.tier != first and rated:
-            out.append(Label(t.id, t.time, request, sum(rated) / len(rated) >= GOOD,
-                             "feedback", "next"))
+            out.append(Label(t.id, t.time, request, _good(rated), "feedback", "next"))
         attempts = t.route.get("attempts") or []
         mine = next((a for a in attempts if a.get("tier") == first), None)
         if mine is None:
             continue  # never reached the first tier
-        said, source = users.get(t.id), "feedback"
-        if not said:
-            said, source = shadows.get(t.id), "shadow"
-        shadowed = shadows.get(t.id)
+        said, source = (rated, "feedback") if rated else (shadowed, "shadow")
         if t.tier == first and rated and shadowed:  # a paired outcome
-            agree = sum(shadowed) / len(shadowed) >= GOOD
-            out.append(Label(t.id, t.time, request,
-                             (sum(rated) / len(rated) >= GOOD) == agree, "shadow", "next"))
+            out.append(Label(t.id, t.time, request, _good(rated) == _good(shadowed),
+                             "shadow", "next"))
         if t.tier == first and said:
-            ok = sum(said) / len(said) >= GOOD
+            ok = _good(said)
         elif mine.get("outcome") == AttemptOutcome.REJECTED.value:
             ok, source = False, "verifier"
         elif t.tier == first and mine.get("verdicts"):
