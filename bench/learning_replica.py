@@ -5,13 +5,16 @@
     .venv/bin/python bench/learning_replica.py --seeds 10 --c 1.0 --shape-weight 0
     .venv/bin/python bench/learning_replica.py --seeds 10 --explore 0.1
     .venv/bin/python bench/learning_replica.py --seeds 10 --first-seed 10
+    .venv/bin/python bench/learning_replica.py --seeds 10 --shadow-down 1.0
 
 The same data and split as the simulation (RouteLLM's MMLU + GSM8K outcomes in ../shared,
 shuffled by the seed; the first ``--requests`` are the traffic, the rest the evaluation).
 Each window the router in use (the heuristic until a promotion) sends the prompts scoring
 at or above the previous window's median to the strong model (an ``--explore`` share goes
 to either at random instead); every answer is rated by the model that gave it, a
-``--flip`` share inverted. After each window a candidate heads router is trained on the
+``--flip`` share inverted. With ``--shadow-down SHARE`` that share of the strong answers is
+also answered by the weak model and compared (``routing.shadow.down``), labelled as
+``rung.learning.labels`` reads it (``--down-rule``); ``--shadow-up`` the reverse. After each window a candidate heads router is trained on the
 older labels and promoted by ``rung.learning``'s rule on the most recent 20%, as
 `rung learn` does; a promotion is refitted on every label. Printed per seed and on
 average: APGR on the rest of the router in use at the end and of the last router fitted
@@ -109,8 +112,12 @@ def one_seed(items: list[Outcome], seed: int, args: argparse.Namespace
             same = agree(o)
             if strong and args.shadow_down and rng.random() < args.shadow_down \
                     and same is not None:
-                found.append(Label(str(t + 0.5), t + 0.5, _request(o.prompt), ok and same,
-                                   "shadow", "first"))
+                first_ok = (ok and same) if args.down_rule == "and" else \
+                    learning.shadowed_first(None if args.down_rule == "unrated"
+                                            else [float(ok)], [float(same)])
+                if first_ok is not None:
+                    found.append(Label(str(t + 0.5), t + 0.5, _request(o.prompt), first_ok,
+                                       "shadow", "first"))
             if not strong and args.shadow_up and rng.random() < args.shadow_up \
                     and same is not None:  # as rung.learning reads a rated, shadowed answer
                 found.append(Label(str(t + 0.5), t + 0.5, _request(o.prompt), ok == same,
@@ -146,6 +153,10 @@ def main() -> int:
     ap.add_argument("--explore", type=float, default=0.0, help="share routed at random")
     ap.add_argument("--shadow-down", type=float, default=0.0,
                     help="share of strong answers the weak model also gives, compared")
+    ap.add_argument("--down-rule", choices=("rated", "unrated", "and"), default="rated",
+                    help="what a shadow-down comparison says about the weak model: rated = "
+                    "rung.learning's rule with the strong answer's rating; unrated = its rule "
+                    "without one (agreed: right); and = right only when rated right and agreed")
     ap.add_argument("--shadow-up", type=float, default=0.0,
                     help="share of weak answers the strong model also gives, compared")
     ap.add_argument("--seeds", type=int, default=5, help="how many seeds")

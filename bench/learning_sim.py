@@ -2,7 +2,8 @@
 from one-sided and partly wrong feedback, route as well as one trained offline?
 
     .venv/bin/python bench/learning_sim.py [--requests 3000] [--window 500]
-        [--feedback 0.5] [--flip 0.1] [--shadow 0] [--seed 0] [--plot docs/learning.png]
+        [--feedback 0.5] [--flip 0.1] [--shadow 0] [--shadow-down 0] [--seed 0]
+        [--plot docs/learning.png]
 
 Data: RouteLLM's outcome tables in ../shared (MMLU and GSM8K: for each question, whether
 Mixtral-8x7B (weak) and GPT-4 (strong) answered it right), shuffled; the first
@@ -23,7 +24,9 @@ correctness, a ``--flip`` share of those ratings inverted. After every ``--windo
 requests, `rung learn` runs (in-process, as the CLI) and the server picks up what it
 promotes. With ``--shadow SHARE``, ``routing.shadow = {share = SHARE}``: that share of the
 weak tier's answers is answered again by the strong tier in the background and compared
-(labels rung learn reads, rung.learning).
+(labels rung learn reads, rung.learning); with ``--shadow-down SHARE``,
+``routing.shadow.down``: that share of the strong tier's answers is answered again by the
+weak tier (labels about the weak tier where the router in use sends traffic past it).
 
 Printed: per window, the router in use (and how many prompts it found out of its domain,
 scored by its fallback), the traffic's accuracy and strong share; at the
@@ -121,6 +124,8 @@ def main() -> int:
     ap.add_argument("--flip", type=float, default=0.1, help="share of ratings inverted")
     ap.add_argument("--shadow", type=float, default=0.0,
                     help="routing.shadow's share (0: no shadow comparisons)")
+    ap.add_argument("--shadow-down", type=float, default=0.0,
+                    help="routing.shadow's down share (0: no downward shadows)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--plot", default=None, help="write a PNG of the windows here")
     ap.add_argument("--json", default=None, help="write the results here")
@@ -140,8 +145,8 @@ def main() -> int:
     learned, store = tmp / "learned", f"sqlite:///{tmp / 'traces.db'}"
     learned.mkdir()
     cfg = tmp / "rung.toml"
-    shadow = f"shadow = {{ share = {args.shadow}, max_in_flight = 64 }}\n" if args.shadow \
-        else ""
+    shadow = (f"shadow = {{ share = {args.shadow}, down = {args.shadow_down}, "
+              "max_in_flight = 64 }\n") if args.shadow or args.shadow_down else ""
     cfg.write_text(
         f'[store]\nurl = "{store}"\n'
         f'[routing]\nscorer = {{ type = "learned", path = "{learned}" }}\n{shadow}'
@@ -224,7 +229,7 @@ def main() -> int:
     offline = train_router(traffic, use_embeddings=False, seed=args.seed)
     result = {
         "requests": len(traffic), "held_out": len(rest), "feedback": args.feedback,
-        "shadow": args.shadow,
+        "shadow": args.shadow, "shadow_down": args.shadow_down,
         "flip": args.flip, "windows": windows, "final_router": version,
         "apgr_on_rest": {
             "router in use at the end (promoted, else the heuristic)": round(

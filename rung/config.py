@@ -359,12 +359,24 @@ class ToolsConfig(_Frozen):
 
 
 class ShadowConfig(_Frozen):
-    share: float = Field(gt=0.0, le=1.0, description="Share of the requests answered below "
-                         "the shadow tier that it answers again, in the background.")
+    share: float = Field(0.0, ge=0.0, le=1.0, description="Share of the requests answered "
+                         "below the shadow tier that it answers again, in the background.")
     tier: str | None = Field(None, description="The tier that answers the shadows (default: "
                              "the top ladder tier).")
-    max_in_flight: int = Field(2, ge=1, le=64, description="Shadows at once; a sampled "
-                               "request past this is skipped, never queued.")
+    down: float = Field(0.0, ge=0.0, le=1.0, description="Share of the requests answered "
+                        "above the first ladder tier, without an attempt there, that the "
+                        "first tier answers again in the background: a label about the first "
+                        "tier on the prompts the router sends past it (feedback with source "
+                        "`shadow_first`).")
+    max_in_flight: int = Field(2, ge=1, le=64, description="Shadows at once, both ways; a "
+                               "sampled request past this is skipped, never queued.")
+
+    @model_validator(mode="after")
+    def _some_share(self) -> ShadowConfig:
+        if self.share == 0.0 and self.down == 0.0:
+            raise ValueError("set share (up to the shadow tier) or down (to "
+                             "the first tier) above 0")
+        return self
 
 
 class RoutingConfig(_Frozen):
@@ -388,7 +400,9 @@ class RoutingConfig(_Frozen):
         "chose a letter of a multiple-choice question, or both end on a number, whether they "
         "agree is stored as a label (feedback with source `shadow`) that `rung learn` uses: "
         "about the first tier when no user rated the answer, and with a user's rating about "
-        "the stronger side too.")
+        "the stronger side too. With `down`, a share of the answers above the first tier is "
+        "also answered by the first tier and compared the same way (source `shadow_first`): "
+        "labels about the first tier where the router in use never sends it traffic.")
 
 
 class CatalogConfig(_Frozen):

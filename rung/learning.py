@@ -13,10 +13,18 @@ tier:
 - the first tier's answer rejected by a verifier: wrong (source ``verifier``); accepted by
   its verifiers and answered, without feedback: right (source ``verifier``). Feedback on
   the same trace overrides the verdict;
-- a trace that never reached the first tier (routed past it) says nothing about it. Those
-  are the prompts the router in use already sent higher, so these labels
-  under-represent them; a router learned here is compared with the one in use only on
-  labelled traffic, which has the same bias for both.
+- a trace that never reached the first tier (routed past it) says nothing about it,
+  unless a downward shadow (``routing.shadow.down``: the first tier answered the same
+  request again, source ``shadow_first``) compared the two answers: then the first tier
+  was right when it agreed with the answer given and wrong when it disagreed, where no
+  user rated that answer; where a user did, right when it agreed with a right answer,
+  wrong when it agreed with a wrong one or disagreed with a right one, and nothing when
+  it disagreed with a wrong one (both may be wrong, or the first tier right). Those
+  are the prompts the router in use sends higher: without downward shadows these labels
+  under-represent them (a learned router then splits topics between the sides and never
+  learns how the first tier does on those it sends up); a router learned here is
+  compared with the one in use only on labelled traffic, which has the same bias for
+  both.
 
 About the stronger side (``side = "next"``): a user's feedback on an answer of any tier
 above the first; and a shadow comparison (``routing.shadow``: a stronger tier answered
@@ -53,7 +61,7 @@ import numpy as np
 from rung.routing.metrics import evaluate
 from rung.routing.scorers import Scorer
 from rung.routing.steps import read_step
-from rung.store.feedback import Feedback
+from rung.store.feedback import SHADOW, SHADOW_FIRST, Feedback
 from rung.store.trace import Trace
 from rung.types import ChatRequest
 from rung.types import Outcome as AttemptOutcome
@@ -87,14 +95,27 @@ def _good(scores: list[float]) -> bool:
     return sum(scores) / len(scores) >= GOOD
 
 
+def shadowed_first(rated: list[float] | None, shadowed: list[float] | None) -> bool | None:
+    """What a downward shadow says about the first tier (None: nothing)."""
+    if not shadowed:
+        return None
+    agreed = _good(shadowed)
+    if not rated:
+        return agreed
+    if _good(rated):
+        return agreed
+    return False if agreed else None
+
+
 def labels(traces: Iterable[Trace], feedback: Iterable[Feedback], first: str) -> list[Label]:
     """The labels about tier ``first`` that ``traces`` and their ``feedback`` give, oldest
     first (see the module docstring for the rules)."""
     users: dict[str, list[float]] = {}
     shadows: dict[str, list[float]] = {}
+    downs: dict[str, list[float]] = {}
     for fb in feedback:
-        (shadows if fb.source == "shadow" else users).setdefault(fb.trace_id, []).append(
-            fb.score)
+        by = {SHADOW: shadows, SHADOW_FIRST: downs}.get(fb.source, users)
+        by.setdefault(fb.trace_id, []).append(fb.score)
     out = []
     for t in traces:
         if t.status != "ok":
@@ -107,8 +128,11 @@ def labels(traces: Iterable[Trace], feedback: Iterable[Feedback], first: str) ->
             out.append(Label(t.id, t.time, request, _good(rated), "feedback", "next"))
         attempts = t.route.get("attempts") or []
         mine = next((a for a in attempts if a.get("tier") == first), None)
-        if mine is None:
-            continue  # never reached the first tier
+        if mine is None:  # never reached the first tier: a downward shadow may say
+            down = shadowed_first(rated, downs.get(t.id))
+            if down is not None:
+                out.append(Label(t.id, t.time, request, down, "shadow"))
+            continue
         said, source = (rated, "feedback") if rated else (shadowed, "shadow")
         if t.tier == first and rated and shadowed:  # a paired outcome
             out.append(Label(t.id, t.time, request, _good(rated) == _good(shadowed),

@@ -53,3 +53,29 @@ def test_the_label_rules() -> None:
     stronger = {lb.trace_id: (lb.ok, lb.source) for lb in found if lb.side == "next"}
     assert stronger == {"past": (False, "feedback"), "big-rated": (True, "feedback"),
                         "both": (False, "shadow")}
+
+
+def test_downward_shadows_label_the_first_tier_on_prompts_sent_past_it() -> None:
+    cases = {  # (the user's rating of the big tier's answer, the first tier agreed) -> label
+        "agreed": (None, 1.0, True),
+        "differed": (None, 0.0, False),
+        "agreed-right": (1.0, 1.0, True),
+        "differed-right": (1.0, 0.0, False),
+        "agreed-wrong": (0.0, 1.0, False),  # agreeing with a wrong answer is wrong
+        "differed-wrong": (0.0, 0.0, None),  # both wrong, or the first tier right
+    }
+    traces, feedback = [], []
+    for i, (tid, (rated, agreed, _)) in enumerate(cases.items()):
+        traces.append(trace(tid, "big", PAST, t=i))
+        feedback.append(Feedback(tid, agreed, i, source="shadow_first"))
+        if rated is not None:
+            feedback.append(Feedback(tid, rated, i))
+    # a shadow_first comparison says nothing about the big tier itself
+    traces.append(trace("shadow-only-big", "big", PAST, t=9))
+    found = labels(traces, feedback, "small")
+    first = {lb.trace_id: lb.ok for lb in found if lb.side == "first"}
+    assert first == {tid: want for tid, (_, _, want) in cases.items() if want is not None}
+    assert all(lb.source == "shadow" for lb in found if lb.side == "first")
+    stronger = {lb.trace_id: lb.ok for lb in found if lb.side == "next"}
+    assert stronger == {"agreed-right": True, "differed-right": True, "agreed-wrong": False,
+                        "differed-wrong": False}

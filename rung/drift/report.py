@@ -27,7 +27,7 @@ from rung.drift.features import (
 )
 from rung.drift.stats import DriftTest
 from rung.store.base import TraceStore
-from rung.store.feedback import Feedback
+from rung.store.feedback import SHADOW, SHADOW_FIRST, Feedback
 from rung.store.trace import Trace
 
 
@@ -124,7 +124,9 @@ def _quality(trace: Trace, ratings: dict[str, dict[str, float]]) -> dict[str, tu
     worse, as a verifier's; accepted when the rating is at least 0.5)."""
     out = verifier_scores(trace)
     for source, mean in ratings.get(trace.id, {}).items():
-        key = "shadow" if source == "shadow" else "feedback"
+        if source == SHADOW_FIRST:  # the first tier's agreement: no verdict on this answer
+            continue
+        key = "shadow" if source == SHADOW else "feedback"
         out[f"{key}/{trace.tier}"] = (1.0 - mean, mean >= 0.5)
     return out
 

@@ -16,7 +16,7 @@ from rung.config import Config, CostConfig
 from rung.cost import cost_of
 from rung.prompts.stats import PromptStats
 from rung.store.base import TraceStore
-from rung.store.feedback import Feedback
+from rung.store.feedback import SHADOWS, Feedback
 from rung.store.trace import Trace
 from rung.types import Outcome, Usage
 
@@ -224,7 +224,8 @@ def summarize(
     tools = _Tools()
     scores: dict[str, list[float]] = {}
     for fb in feedback:
-        scores.setdefault(fb.trace_id, []).append(fb.score)
+        if fb.source not in SHADOWS:  # users' ratings, not the shadows' comparisons
+            scores.setdefault(fb.trace_id, []).append(fb.score)
     satisfaction = _Satisfaction(scores, n)
     prompts = PromptStats(config.ladder_tiers[0].name, scores)
     top = config.ladder_tiers[-1].cost

@@ -6,6 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+SHADOW = "shadow"  # a stronger tier's answer compared with the one given (routing.shadow)
+SHADOW_FIRST = "shadow_first"  # the first tier's answer compared with a stronger one's
+SHADOWS = (SHADOW, SHADOW_FIRST)  # the sources no user gave
+
 
 @dataclass(frozen=True, slots=True)
 class Feedback:

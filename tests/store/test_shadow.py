@@ -1,15 +1,21 @@
 """Shadow comparisons through a real server: a share of the answers below the top tier is
 answered again by the top tier in the background; agreement on the letter chosen or the
 final number is stored
-as a label (feedback with source "shadow"); bounded, and never in the client's way."""
+as a label (feedback with source "shadow"); bounded, and never in the client's way.
+Downward (``down``): answers of a tier above the first, answered again by the first tier
+(source "shadow_first")."""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
+import pytest
+
 from rung.config import Config
 from rung.devtools.upstream import UpstreamBehaviour
+from rung.errors import ConfigError
+from rung.learning import labels
 from rung.store.sqlite import SqliteStore
 from tests.conftest import config_of, http, upstream_server, upstream_tier
 from tests.store.conftest import rung_server_on
@@ -31,16 +37,18 @@ def big_says(message: str) -> str:
     return "Seven: the answer is 7." if "seven" in message else "Hello."
 
 
-def _config(small: str, big: str, **shadow: object) -> Config:
-    return config_of(routing={"shadow": {"share": 1.0, **shadow}},
-                     tiers=[upstream_tier("small", small),
+def _config(small: str, big: str, routing: dict[str, object] | None = None,
+            small_cost: float = 0.0, **shadow: object) -> Config:
+    return config_of(routing={"shadow": {"share": 1.0, **shadow}, **(routing or {})},
+                     tiers=[upstream_tier("small", small)
+                            | {"cost": {"per_second": small_cost}},
                             upstream_tier("big", big) | {"cost": {"per_second": 1.0}}])
 
 
-def _ask(url: str, text: str) -> str:
+def _ask(url: str, text: str, tier: str = "small") -> str:
     r = http("POST", f"{url}/v1/chat/completions", {
         "model": "rung", "messages": [{"role": "user", "content": text}]})
-    assert r.status == 200 and r.headers["x-rung-tier"] == "small"
+    assert r.status == 200 and r.headers["x-rung-tier"] == tier
     return str(r.json()["id"])
 
 
@@ -99,3 +107,37 @@ def test_shadows_are_bounded_and_never_delay_the_answer(tmp_path: Path) -> None:
         assert _metric(server.url, 'rung_shadows_total{outcome="skipped"}') == 2
         _eventually(lambda: len(store.feedback()) == 1)
         assert store.feedback()[0].trace_id == first
+
+
+def test_downward_shadows_label_the_first_tier_where_it_was_skipped(tmp_path: Path) -> None:
+    small_up = UpstreamBehaviour(reply=None, reply_fn=small_says)
+    big_up = UpstreamBehaviour(reply=None, reply_fn=big_says)
+    store = SqliteStore(tmp_path / "t.db")
+    # every request starts at the big tier: the up-shadow never applies, the down one always
+    with upstream_server(small_up) as small, upstream_server(big_up) as big, \
+            rung_server_on(_config(small.url, big.url, {"thresholds": [0.0]}, 0.5,
+                                   share=0.0, down=1.0, max_in_flight=8), store) as server:
+        ids = {text: _ask(server.url, text, "big") for text in
+               ("the sum of 20 and 22", "seven please", "hello")}
+        _eventually(lambda: _metric(server.url, 'rung_shadows_total{outcome="not_comparable"}')
+                    == 1 and len(store.feedback()) == 2)
+        by_id = {f.trace_id: f for f in store.feedback()}
+        summed = by_id[ids["the sum of 20 and 22"]]
+        assert (summed.score, summed.source) == (0.0, "shadow_first")
+        assert summed.comment == "small ended on 41, the answer on 42"
+        assert (by_id[ids["seven please"]].score, by_id[ids["seven please"]].source) == \
+            (1.0, "shadow_first")
+        assert small_up.calls == 3 and big_up.calls == 3
+        assert _metric(server.url, "rung_shadow_cost_total") > 0
+        trace = store.get(ids["seven please"])
+        assert trace is not None and trace.tier == "big"
+        # rung learn reads them as labels about the first tier, on prompts it never answered
+        got = {lb.trace_id: (lb.ok, lb.side) for lb in
+               labels(store.query(), store.feedback(), "small")}
+        assert got == {ids["the sum of 20 and 22"]: (False, "first"),
+                       ids["seven please"]: (True, "first")}
+
+
+def test_a_shadow_needs_a_share_one_way_or_the_other() -> None:
+    with pytest.raises(ConfigError, match="routing.shadow: .*set share"):
+        _config("http://127.0.0.1:9", "http://127.0.0.1:9", share=0.0)
