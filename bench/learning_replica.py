@@ -6,6 +6,7 @@
     .venv/bin/python bench/learning_replica.py --seeds 10 --explore 0.1
     .venv/bin/python bench/learning_replica.py --seeds 10 --first-seed 10
     .venv/bin/python bench/learning_replica.py --seeds 10 --shadow-down 1.0
+    .venv/bin/python bench/learning_replica.py --seeds 10 --promotion recent --paired 0
 
 The same data and split as the simulation (RouteLLM's MMLU + GSM8K outcomes in ../shared,
 shuffled by the seed; the first ``--requests`` are the traffic, the rest the evaluation).
@@ -14,9 +15,12 @@ at or above the previous window's median to the strong model (an ``--explore`` s
 to either at random instead); every answer is rated by the model that gave it, a
 ``--flip`` share inverted. With ``--shadow-down SHARE`` that share of the strong answers is
 also answered by the weak model and compared (``routing.shadow.down``), labelled as
-``rung.learning.labels`` reads it (``--down-rule``); ``--shadow-up`` the reverse. After each window a candidate heads router is trained on the
-older labels and promoted by ``rung.learning``'s rule on the most recent 20%, as
-`rung learn` does; a promotion is refitted on every label. Printed per seed and on
+``rung.learning.labels`` reads it (``--down-rule``; a rated answer and its comparison are
+a paired outcome unless ``--paired 0``); ``--shadow-up`` the reverse. After each window a
+candidate heads router is compared with the router in use by ``rung.learning``'s rule, as
+`rung learn` does (``--promotion crossfit``: cross-fitted scores on the labels the router
+in use never saw; ``recent``: the rule before 2026-12-04, a candidate fitted on the older
+labels and tested on the most recent 20%); a promotion is fitted on every label. Printed per seed and on
 average: APGR on the rest of the router in use at the end and of the last router fitted
 on all labels, and which windows promoted (P). ``--c`` and ``--shape-weight`` override
 the heads router's regularisation and surface-feature scale, to compare settings.
@@ -32,6 +36,7 @@ import argparse
 import hashlib
 import random
 import statistics
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -93,6 +98,7 @@ def one_seed(items: list[Outcome], seed: int, args: argparse.Namespace
     rng = random.Random(seed + 1)
     found: list[Label] = []
     router: HeadsRouter | None = None
+    trained_until = float("-inf")  # the router in use saw the labels up to this time
     threshold: float | None = None
     log = ""
     for w0 in range(0, len(traffic), args.window):
@@ -107,32 +113,50 @@ def one_seed(items: list[Outcome], seed: int, args: argparse.Namespace
             if rng.random() < args.flip:
                 ok = not ok
             t = float(len(found))
-            found.append(Label(str(t), t, _request(o.prompt), ok, "feedback",
-                               "next" if strong else "first"))
+            rated = Label(str(t), t, _request(o.prompt), ok, "feedback",
+                          "next" if strong else "first")
             same = agree(o)
+            shadow: Label | None = None
             if strong and args.shadow_down and rng.random() < args.shadow_down \
                     and same is not None:
                 first_ok = (ok and same) if args.down_rule == "and" else \
                     learning.shadowed_first(None if args.down_rule == "unrated"
                                             else [float(ok)], [float(same)])
                 if first_ok is not None:
-                    found.append(Label(str(t + 0.5), t + 0.5, _request(o.prompt), first_ok,
-                                       "shadow", "first"))
+                    shadow = Label(str(t), t + 0.5, _request(o.prompt), first_ok, "shadow",
+                                   "first", other=ok)
             if not strong and args.shadow_up and rng.random() < args.shadow_up \
                     and same is not None:  # as rung.learning reads a rated, shadowed answer
-                found.append(Label(str(t + 0.5), t + 0.5, _request(o.prompt), ok == same,
-                                   "shadow", "next"))
+                shadow = Label(str(t), t + 0.5, _request(o.prompt), ok == same, "shadow",
+                               "next", other=ok)
+            if shadow is not None:  # both sides known: a paired outcome, or two labels
+                rated = replace(rated, other=shadow.ok if args.paired else None)
+                shadow = replace(shadow, other=ok if args.paired else None)
+            found += [rated] if shadow is None else [rated, shadow]
         threshold = float(np.median(scores))
-        older, held = learning.split([lb for lb in found if lb.side == "first"])
-        if len(older) < 2 * learning.MIN_HOLDOUT:
-            log += "."
-            continue
-        recent = [lb for lb in found if lb.time >= held[0].time]
-        candidate = _fit([lb for lb in found if lb.time < held[0].time])
-        prompts = [lb.prompt for lb in recent]
-        _, low, _ = learning.paired_interval(candidate.score_batch(prompts),
-                                             _scores(router, prompts), recent, seed=0)
+        if args.promotion == "crossfit":
+            unseen = [i for i, lb in enumerate(found) if lb.time > trained_until]
+            if sum(found[i].side == "first" for i in unseen) < 2 * learning.MIN_HOLDOUT:
+                log += "."
+                continue
+            oof = learning.cross_fitted(found, _fit, seed=seed)
+            recent = [found[i] for i in unseen]
+            new = oof[unseen] if oof is not None else None
+        else:
+            # the rule before cross-fitting: the most recent 20% held back
+            on_first = [lb for lb in found if lb.side == "first"]
+            k = max(learning.MIN_HOLDOUT, round(0.2 * len(on_first)))
+            older, held = on_first[:-k], on_first[-k:]
+            if len(older) < 2 * learning.MIN_HOLDOUT:
+                log += "."
+                continue
+            recent = [lb for lb in found if lb.time >= held[0].time]
+            candidate = _fit([lb for lb in found if lb.time < held[0].time])
+            new = candidate.score_batch([lb.prompt for lb in recent])
+        low = -1.0 if new is None else learning.paired_interval(
+            new, _scores(router, [lb.prompt for lb in recent]), recent, seed=0)[1]
         if low > 0:
+            trained_until = found[-1].time
             router = _fit(found)
             threshold = float(np.median(router.score_batch([o.prompt for o in window])))
         log += "P" if low > 0 else "-"
@@ -159,6 +183,13 @@ def main() -> int:
                     "without one (agreed: right); and = right only when rated right and agreed")
     ap.add_argument("--shadow-up", type=float, default=0.0,
                     help="share of weak answers the strong model also gives, compared")
+    ap.add_argument("--promotion", choices=("crossfit", "recent"), default="crossfit",
+                    help="crossfit (rung learn's rule): cross-fitted scores on every label "
+                    "the router in use never saw; recent (the rule before 2026-12-04): the "
+                    "candidate fitted on older labels, tested on the most recent 20%%")
+    ap.add_argument("--paired", type=int, default=1,
+                    help="1: a rated answer and its shadow count as a paired outcome in the "
+                    "promotion test (rung.learning); 0: as two one-sided labels")
     ap.add_argument("--seeds", type=int, default=5, help="how many seeds")
     ap.add_argument("--first-seed", type=int, default=0, help="the first seed")
     ap.add_argument("--c", type=float, default=None, help="override heads.C")

@@ -36,23 +36,30 @@ says nothing about the stronger side).
 How well a router orders prompts is measured on both sides' labels: on the first tier's,
 a higher score should mean a failure (AUC of the score for "the first tier failed"); on
 the stronger side's, a higher score should mean the stronger tier succeeds (escalating a
-prompt nobody answers well gains nothing: AUC for "the stronger tier was right"). The
+prompt nobody answers well gains nothing: AUC for "the stronger tier was right"). Where
+a request has both sides' outcomes (a rated answer and a shadow's comparison: ``other``),
+the AUCs count what escalating it gains: a first-tier failure the stronger tier also
+failed, or a stronger-tier success the first tier also had, is no gain. The
 **ranking quality** is the mean of the sides' AUCs that have both outcomes, and it is what
 promotion compares. (APGR on the first tier's labels, each taken as an outcome row whose
 stronger side is right, is reported too.)
 
-**Promotion.** The most recent ``HOLDOUT`` share of the labelled traffic is held back;
-the candidate is trained on the rest, and promoted only when its ranking quality on the
-held-back labels beats the router in use by more than the 95% bootstrap interval of the
-paired difference (its lower end above zero). The router written is then refitted on
-every label.
+**Promotion.** The candidate is compared with the router in use on the labels that router
+never saw: those newer than the labels it was learned from (all of them for a scorer
+rung learn did not train, such as the heuristic). The candidate's scores there are
+cross-fitted (:func:`cross_fitted`: each label scored by a router fitted on the other
+folds, all older labels included, never on its own prompt), so every such label counts
+as held back, and the comparison gains power as traffic accrues since the last promotion
+instead of resting on a fixed recent slice. It is promoted only when its ranking quality
+there beats the router in use by more than the 95% bootstrap interval of the paired
+difference (its lower end above zero). The router written is fitted on every label.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -66,8 +73,7 @@ from rung.store.trace import Trace
 from rung.types import ChatRequest
 from rung.types import Outcome as AttemptOutcome
 
-HOLDOUT = 0.2
-MIN_HOLDOUT = 20
+MIN_HOLDOUT = 20  # labels about the first tier a comparison needs, at least
 GOOD = 0.5  # a mean feedback score at or above this is "right"
 
 
@@ -79,6 +85,7 @@ class Label:
     ok: bool  # did the tier answer it well
     source: Literal["feedback", "shadow", "verifier"]
     side: Literal["first", "next"] = "first"  # which side of the ladder it is about
+    other: bool | None = None  # the other side's outcome on the same request, when known
 
     @property
     def prompt(self) -> str:
@@ -124,19 +131,24 @@ def labels(traces: Iterable[Trace], feedback: Iterable[Feedback], first: str) ->
         if request is None:
             continue
         rated, shadowed = users.get(t.id), shadows.get(t.id)
-        if t.tier != first and rated:
-            out.append(Label(t.id, t.time, request, _good(rated), "feedback", "next"))
         attempts = t.route.get("attempts") or []
         mine = next((a for a in attempts if a.get("tier") == first), None)
-        if mine is None:  # never reached the first tier: a downward shadow may say
-            down = shadowed_first(rated, downs.get(t.id))
+        # a downward shadow of a request that never reached the first tier
+        down = shadowed_first(rated, downs.get(t.id)) if mine is None else None
+        if t.tier != first and rated:
+            out.append(Label(t.id, t.time, request, _good(rated), "feedback", "next",
+                             other=down))
+        if mine is None:  # never reached the first tier: only a downward shadow says
             if down is not None:
-                out.append(Label(t.id, t.time, request, down, "shadow"))
+                out.append(Label(t.id, t.time, request, down, "shadow",
+                                 other=_good(rated) if rated else None))
             continue
         said, source = (rated, "feedback") if rated else (shadowed, "shadow")
+        paired = None
         if t.tier == first and rated and shadowed:  # a paired outcome
-            out.append(Label(t.id, t.time, request, _good(rated) == _good(shadowed),
-                             "shadow", "next"))
+            paired = _good(rated) == _good(shadowed)
+            out.append(Label(t.id, t.time, request, paired, "shadow", "next",
+                             other=_good(rated)))
         if t.tier == first and said:
             ok = _good(said)
         elif mine.get("outcome") == AttemptOutcome.REJECTED.value:
@@ -145,7 +157,8 @@ def labels(traces: Iterable[Trace], feedback: Iterable[Feedback], first: str) ->
             ok, source = True, "verifier"
         else:
             continue  # answered unverified and unrated, or failed: no label
-        out.append(Label(t.id, t.time, request, ok, source))  # type: ignore[arg-type]
+        out.append(Label(t.id, t.time, request, ok, source,  # type: ignore[arg-type]
+                         other=paired))
     out.sort(key=lambda lb: lb.time)
     return out
 
@@ -163,10 +176,25 @@ def pairs(found: Sequence[Label], side: str) -> list[tuple[str, bool]]:
     return [(lb.prompt, lb.ok) for lb in found if lb.side == side]
 
 
-def split(found: Sequence[Label]) -> tuple[list[Label], list[Label]]:
-    """(older, held back): the most recent HOLDOUT share (at least MIN_HOLDOUT) held back."""
-    k = max(MIN_HOLDOUT, round(HOLDOUT * len(found)))
-    return list(found[:-k]), list(found[-k:])
+def cross_fitted(found: Sequence[Label], fit: Callable[[Sequence[Label]], Any], *,
+                 folds: int = 5, seed: int = 0) -> np.ndarray[Any, Any] | None:
+    """Each label's score by a router ``fit`` on the labels of the other folds, never on its
+    own prompt (folds group labels by prompt text, so both sides of a paired outcome, or a
+    repeated question, are held out together); None when a fold leaves no first-tier label
+    to train on."""
+    prompts = sorted({lb.prompt for lb in found})
+    fold_of = dict(zip(prompts, np.random.default_rng(seed).permutation(len(prompts)) % folds,
+                       strict=True))
+    scores = np.zeros(len(found))
+    for k in range(folds):
+        test = [i for i, lb in enumerate(found) if fold_of[lb.prompt] == k]
+        train = [lb for lb in found if fold_of[lb.prompt] != k]
+        if not test:
+            continue
+        if not any(lb.side == "first" for lb in train):
+            return None
+        scores[test] = fit(train).score_batch([found[i].prompt for i in test])
+    return scores
 
 
 def apgr_of(scores: np.ndarray[Any, Any], found: Sequence[Label]) -> float:
@@ -192,11 +220,14 @@ def _auc(scores: np.ndarray[Any, Any], positive: np.ndarray[Any, Any]) -> float 
 
 def ranking_quality(scores: np.ndarray[Any, Any], found: Sequence[Label]) -> float | None:
     """The mean over the sides of the AUC a router's scores reach on that side's labels
-    (first tier: for a failure; stronger side: for a success); None when no side has both
-    outcomes."""
+    for "escalating gains": on the first tier's, a failure, unless the stronger side is
+    known to have failed too; on the stronger side's, a success, unless the first tier is
+    known to have succeeded too. None when no side has both outcomes."""
     side = np.array([lb.side == "first" for lb in found])
     ok = np.array([lb.ok for lb in found])
-    aucs = [a for a in (_auc(scores[side], ~ok[side]), _auc(scores[~side], ok[~side]))
+    other = np.array([lb.other is None or lb.other != lb.ok for lb in found])
+    gains = np.where(side, ~ok, ok) & other
+    aucs = [a for a in (_auc(scores[side], gains[side]), _auc(scores[~side], gains[~side]))
             if a is not None]
     return sum(aucs) / len(aucs) if aucs else None
 

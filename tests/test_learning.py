@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from rung.learning import labels
+from dataclasses import replace
+
+import numpy as np
+
+from rung.learning import Label, labels, ranking_quality
 from rung.store.feedback import Feedback
 from rung.store.trace import Trace
+from rung.types import ChatRequest
 
 MSG = [{"role": "user", "content": "q"}]
 
@@ -79,3 +84,33 @@ def test_downward_shadows_label_the_first_tier_on_prompts_sent_past_it() -> None
     stronger = {lb.trace_id: lb.ok for lb in found if lb.side == "next"}
     assert stronger == {"agreed-right": True, "differed-right": True, "agreed-wrong": False,
                         "differed-wrong": False}
+    # a rated answer with a comparison is a paired outcome: each label knows the other side
+    paired = {(lb.trace_id, lb.side): lb.other for lb in found}
+    assert paired[("differed-right", "first")] is True
+    assert paired[("differed-right", "next")] is False
+    assert paired[("agreed", "first")] is None  # unrated: the big tier's outcome unknown
+    assert paired[("differed-wrong", "next")] is None  # the comparison said nothing
+
+
+def test_paired_outcomes_count_what_escalating_gains() -> None:
+    req = trace("x", "big", PAST).conversation
+    assert req is not None
+
+    def label(ok: bool, side: str, other: bool | None) -> Label:
+        return Label("x", 0.0, ChatRequest(messages=req), ok, "shadow", side,  # type: ignore[arg-type]
+                     other=other)
+
+    found = [label(False, "first", True),  # the first tier failed, the stronger succeeded
+             label(False, "first", False),  # both failed: escalating gains nothing
+             label(True, "first", None)]
+    gain_first = np.array([0.9, 0.5, 0.1])
+    failure_first = np.array([0.5, 0.9, 0.1])  # ranks "both failed" highest
+    assert ranking_quality(gain_first, found) == 1.0
+    assert ranking_quality(failure_first, found) == 0.5
+    # without the pairing both orders look alike: two failures, one success
+    unpaired = [replace(lb, other=None) for lb in found]
+    assert ranking_quality(gain_first, unpaired) == ranking_quality(failure_first, unpaired) \
+        == 1.0
+    # on the stronger side, a success the first tier also had gains nothing
+    strong = [label(True, "next", False), label(True, "next", True), label(False, "next", None)]
+    assert ranking_quality(np.array([0.9, 0.1, 0.5]), strong) == 1.0

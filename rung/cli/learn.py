@@ -20,10 +20,12 @@ import json
 import shutil
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from rung.cli.common import add_config_arg, config_from
+from rung.config import ScorerConfig
 from rung.errors import ConfigError
 
 CV_FOLDS = 5
@@ -59,33 +61,28 @@ def _round(x: float | None) -> float | None:
     return None if x is None else round(x, 4)
 
 
-def _cv_apgr(found: list[Any], folds: int, seed: int) -> float | None:
-    """APGR on the first tier's labels of routers fitted on the other folds."""
-    import numpy as np
+def _seen_until(scorer: ScorerConfig) -> float:
+    """The newest label the router in use was learned from: the traffic after it is what
+    that router never saw. -inf for a scorer not learned by rung learn (the heuristic, or a
+    router trained elsewhere)."""
+    from rung.routing.promoted import PROMOTED
+    from rung.routing.promoted import read as read_promoted
 
-    from rung import learning
-    from rung.routing.heads import train_heads
-
-    first = [lb for lb in found if lb.side == "first"]
-    if all(lb.ok for lb in first) or len(first) < 2 * folds:
-        return None
-    order = np.random.default_rng(seed).permutation(len(found))
-    scores: dict[str, float] = {}
-    for k in range(folds):
-        test = [found[i] for i in order[k::folds]]
-        train = [found[i] for j, i in enumerate(order) if j % folds != k]
-        if not learning.pairs(train, "first"):
-            return None
-        model = train_heads(learning.pairs(train, "first"), learning.pairs(train, "next"))
-        for lb in test:
-            if lb.side == "first":
-                scores[lb.trace_id] = model.score(lb.prompt)
-    return learning.apgr_of(np.array([scores[lb.trace_id] for lb in first]), first)
+    folder = scorer.path
+    if scorer.type != "learned" or folder is None or not (folder / PROMOTED).is_file():
+        return float("-inf")
+    state = read_promoted(folder)
+    try:
+        report = json.loads((folder / "versions" / state["version"] / "report.json")
+                            .read_text())
+        return float(report["trained_until"])
+    except (OSError, ValueError, KeyError, TypeError):  # no record: when it was promoted
+        return (folder / PROMOTED).stat().st_mtime
 
 
 def run(args: argparse.Namespace) -> int:
     from rung import learning
-    from rung.routing.heads import train_heads
+    from rung.routing.heads import HeadsRouter, train_heads
     from rung.routing.scorers import build_scorer
     from rung.store.base import open_store
 
@@ -119,44 +116,58 @@ def run(args: argparse.Namespace) -> int:
         "first_tier": first, "version": version,
         "created": time.time(), "router": {"apgr": None},
         "current": {"scorer": config.routing.scorer.type}, "promoted": False}
-    older, held = learning.split(on_first)
-    if len(older) < 2 * learning.MIN_HOLDOUT or not any(not lb.ok for lb in older) \
-            or all(not lb.ok for lb in held) or all(lb.ok for lb in held):
+    seen = _seen_until(config.routing.scorer)
+    unseen = [i for i, lb in enumerate(found) if lb.time > seen]
+    held = [found[i] for i in unseen]  # both sides' labels the router in use never saw
+    held_first = [lb for lb in held if lb.side == "first"]
+    if len(on_first) < 3 * learning.MIN_HOLDOUT or failures in (0, len(on_first)):
         report["reason"] = (f"too few labels to learn and check a router: {len(on_first)} "
                             f"about {first}, {failures} of them failures; needs at least "
-                            f"{3 * learning.MIN_HOLDOUT} with failures and successes in both "
-                            "the older and the most recent part")
+                            f"{3 * learning.MIN_HOLDOUT} with failures and successes")
         _write(out, version, report, None)
         print(f"rung learn: {report['reason']}", file=sys.stderr)
         return 1
-    cutoff = held[0].time
-    before = [lb for lb in found if lb.time < cutoff]
-    recent = [lb for lb in found if lb.time >= cutoff]  # both sides' held-back labels
-    candidate = train_heads(learning.pairs(before, "first"), learning.pairs(before, "next"))
-    scorer = build_scorer(config.routing.scorer)
-    new_all = candidate.score_batch([lb.prompt for lb in recent])
-    cur_all = learning.current_scores(scorer, recent)
-    first_mask = [i for i, lb in enumerate(recent) if lb.side == "first"]
-    new, cur = new_all[first_mask], cur_all[first_mask]
-    diff, lo, hi = learning.paired_interval(new_all, cur_all, recent, seed=args.seed)
-    promoted = lo > 0
-    final = train_heads(learning.pairs(found, "first"), learning.pairs(found, "next"))
+
+    def fit(labels: Sequence[learning.Label]) -> HeadsRouter:
+        return train_heads(learning.pairs(labels, "first"), learning.pairs(labels, "next"))
+
+    oof = learning.cross_fitted(found, fit, folds=CV_FOLDS, seed=args.seed)
+    final = fit(found)
     final.meta["version"] = version
-    cv = _cv_apgr(list(found), CV_FOLDS, args.seed)
+    first_idx = [i for i, lb in enumerate(found) if lb.side == "first"]
+    report["router"] = {
+        "apgr_cv": None if oof is None else round(learning.apgr_of(oof[first_idx], on_first), 4),
+        "held_back": len(held), "trained_on": len(found),
+        "kind": "heads (TF-IDF + logistic regression per side)",
+        "implied": final.meta["implied"]}
+    report["trained_until"] = found[-1].time
+    report["rule"] = ("promoted when the ranking quality of the candidate's cross-fitted "
+                      "scores on the labels the router in use never saw beats that router's "
+                      "by more than the paired 95% interval (rung.learning)")
+    if oof is None or len(held_first) < learning.MIN_HOLDOUT \
+            or len({lb.ok for lb in held_first}) < 2:
+        report["router"]["apgr"] = None
+        report["reason"] = (f"{len(held_first)} labels about {first} since the router in use "
+                            f"was learned; needs {learning.MIN_HOLDOUT}, with failures and "
+                            "successes, to compare: not promoted")
+        _write(out, version, report, final)
+        print(json.dumps({k: report[k] for k in ("labelled", "router", "promoted",
+                                                 "reason")}))
+        return 0
+    scorer = build_scorer(config.routing.scorer)
+    new_all = oof[unseen]
+    cur_all = learning.current_scores(scorer, held)
+    first_mask = [i for i, lb in enumerate(held) if lb.side == "first"]
+    diff, lo, hi = learning.paired_interval(new_all, cur_all, held, seed=args.seed)
+    promoted = lo > 0
+    report["router"]["apgr"] = round(learning.apgr_of(new_all[first_mask], held_first), 4)
     report.update({
-        "router": {"apgr": round(learning.apgr_of(new, held), 4),
-                   "apgr_cv": round(cv, 4) if cv is not None else None,
-                   "held_back": len(recent), "trained_on": len(before),
-                   "kind": "heads (TF-IDF + logistic regression per side)",
-                   "implied": final.meta["implied"]},
         "current": {"scorer": config.routing.scorer.type,
-                    "apgr": round(learning.apgr_of(cur, held), 4),
-                    "ranking": _round(learning.ranking_quality(cur_all, recent))},
+                    "apgr": round(learning.apgr_of(cur_all[first_mask], held_first), 4),
+                    "ranking": _round(learning.ranking_quality(cur_all, held))},
         "difference": {"ranking": round(diff, 4), "ci95": [round(lo, 4), round(hi, 4)]},
-        "promoted": promoted,
-        "rule": "promoted when the held-back ranking quality's paired 95% interval of the "
-                "difference is above 0 (rung.learning)"})
-    report["router"]["ranking"] = _round(learning.ranking_quality(new_all, recent))
+        "promoted": promoted})
+    report["router"]["ranking"] = _round(learning.ranking_quality(new_all, held))
     folder = _write(out, version, report, final)
     if promoted:
         from rung.routing.promoted import promote

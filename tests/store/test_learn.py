@@ -72,6 +72,16 @@ def test_a_router_learned_from_feedback_is_promoted_when_it_wins(
     assert (out / promoted["path"]).is_file() and promoted["history"] == []
     model = load_router(out / "router.npz")
     assert model.score(BAD.format(i=999)) > model.score(GOOD.format(i=999))
+    # the promoted router is compared only on traffic it never saw: right after its
+    # promotion there is none, so nothing is promoted until more labels come
+    served = tmp_path / "served.toml"
+    served.write_text(cfg.read_text().replace(
+        "[[tiers]]", f'[routing]\nscorer = {{ type = "learned", path = "{out}" }}\n'
+        "[[tiers]]", 1))
+    assert _learn(served, store_url, out, capsys) == 0
+    again = json.loads((out / "report.json").read_text())
+    assert again["promoted"] is False and "0 labels about small since" in again["reason"]
+    assert json.loads((out / "promoted.json").read_text())["version"] == report["version"]
 
 
 def test_a_router_that_does_not_win_is_not_promoted(tmp_path: Path,
