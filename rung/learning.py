@@ -181,7 +181,11 @@ def cross_fitted(found: Sequence[Label], fit: Callable[[Sequence[Label]], Any], 
     """Each label's score by a router ``fit`` on the labels of the other folds, never on its
     own prompt (folds group labels by prompt text, so both sides of a paired outcome, or a
     repeated question, are held out together); None when a fold leaves no first-tier label
-    to train on."""
+    to train on.
+
+    A score is given as its quantile among the same router's scores of every prompt: the
+    folds' routers order the prompts alike but each on its own scale, and pooled raw scores
+    would rank one fold's prompts against another's by scale, not by need."""
     prompts = sorted({lb.prompt for lb in found})
     fold_of = dict(zip(prompts, np.random.default_rng(seed).permutation(len(prompts)) % folds,
                        strict=True))
@@ -193,7 +197,11 @@ def cross_fitted(found: Sequence[Label], fit: Callable[[Sequence[Label]], Any], 
             continue
         if not any(lb.side == "first" for lb in train):
             return None
-        scores[test] = fit(train).score_batch([found[i].prompt for i in test])
+        router = fit(train)
+        reference = np.sort(router.score_batch(prompts))
+        mine = router.score_batch([found[i].prompt for i in test])
+        scores[test] = (np.searchsorted(reference, mine, side="left")
+                        + np.searchsorted(reference, mine, side="right")) / (2 * len(reference))
     return scores
 
 
