@@ -189,6 +189,7 @@ def cross_fitted(found: Sequence[Label], fit: Callable[[Sequence[Label]], Any], 
     prompts = sorted({lb.prompt for lb in found})
     fold_of = dict(zip(prompts, np.random.default_rng(seed).permutation(len(prompts)) % folds,
                        strict=True))
+    index = {p: i for i, p in enumerate(prompts)}
     scores = np.zeros(len(found))
     for k in range(folds):
         test = [i for i, lb in enumerate(found) if fold_of[lb.prompt] == k]
@@ -197,9 +198,9 @@ def cross_fitted(found: Sequence[Label], fit: Callable[[Sequence[Label]], Any], 
             continue
         if not any(lb.side == "first" for lb in train):
             return None
-        router = fit(train)
-        reference = np.sort(router.score_batch(prompts))
-        mine = router.score_batch([found[i].prompt for i in test])
+        every = fit(train).score_batch(prompts)  # each prompt scored once
+        reference = np.sort(every)
+        mine = every[[index[found[i].prompt] for i in test]]
         scores[test] = (np.searchsorted(reference, mine, side="left")
                         + np.searchsorted(reference, mine, side="right")) / (2 * len(reference))
     return scores
