@@ -22,9 +22,10 @@ tier:
   it disagreed with a wrong one (both may be wrong, or the first tier right). Those
   are the prompts the router in use sends higher: without downward shadows these labels
   under-represent them (a learned router then splits topics between the sides and never
-  learns how the first tier does on those it sends up); a router learned here is
-  compared with the one in use only on labelled traffic, which has the same bias for
-  both.
+  learns how the first tier does on those it sends up). A router learned here is
+  compared with the one in use on labelled traffic whose sides the router in use chose,
+  which favours that router (measured in docs/learning.md): promotion errs on the side
+  of keeping it.
 
 About the stronger side (``side = "next"``): a user's feedback on an answer of any tier
 above the first; and a shadow comparison (``routing.shadow``: a stronger tier answered
