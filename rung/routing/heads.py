@@ -78,10 +78,11 @@ class HeadsRouter:
     meta: dict[str, Any] = field(default_factory=dict)
     domain: Domain | None = None  # None: every prompt is scored in domain
 
-    def _p(self, head: str, prompt: str, shape: npt.NDArray[np.float64] | None) -> float:
+    def _p(self, head: str, prompt: str, terms: tuple[list[int], list[float]],
+           shape: npt.NDArray[np.float64] | None) -> float:
         if f"w_{head}" not in self.arrays:
             return 1.0
-        z = self.tfidf.dot(prompt, self.arrays[f"w_{head}"]) + float(self.arrays[f"b_{head}"])
+        z = Tfidf.dot_row(terms, self.arrays[f"w_{head}"]) + float(self.arrays[f"b_{head}"])
         if f"l_{head}" in self.arrays:
             z += float(self.arrays[f"l_{head}"]) * LENGTH_WEIGHT * log_length(prompt)
         if shape is not None and f"s_{head}" in self.arrays:
@@ -106,7 +107,9 @@ class HeadsRouter:
         if self.domain is not None and not self.domain.contains_row(row):
             return self.fallback(prompt), False
         shape = self._shape(row)
-        p_next, p_first = self._p("next", prompt, shape), self._p("first", prompt, shape)
+        terms = self.tfidf.row(prompt)  # once, for both heads
+        p_next = self._p("next", prompt, terms, shape)
+        p_first = self._p("first", prompt, terms, shape)
         return (1.0 + p_next - p_first) / 2.0, True
 
     def fallback(self, prompt: str) -> float:

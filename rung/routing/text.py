@@ -53,28 +53,31 @@ class Tfidf:
         cols: list[int] = []
         vals: list[float] = []
         for r, text in enumerate(texts):
-            idx, val = self._row(text)
+            idx, val = self.row(text)
             rows.extend([r] * len(idx))
             cols.extend(idx)
             vals.extend(val)
         return csr_matrix((vals, (rows, cols)), shape=(len(texts), len(self.vocab)))
 
-    def dot(self, text: str, weights: npt.NDArray[np.float64]) -> float:
-        """The tf-idf vector of ``text`` dotted with ``weights`` (scoring path, numpy only)."""
-        idx, val = self._row(text)
+    @staticmethod
+    def dot_row(row: tuple[list[int], list[float]], weights: npt.NDArray[np.float64]) -> float:
+        """A :meth:`row` dotted with ``weights`` (scoring path, numpy only)."""
+        idx, val = row
         if not idx:
             return 0.0
         return float(np.dot(weights[idx], np.asarray(val)))
 
     def project(self, text: str, weights: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         """The tf-idf vector of ``text`` times ``weights`` of shape (k, n_terms) -> (k,)."""
-        idx, val = self._row(text)
+        idx, val = self.row(text)
         if not idx:
             return np.zeros(weights.shape[0])
         out: npt.NDArray[np.float64] = weights[:, idx] @ np.asarray(val)
         return out
 
-    def _row(self, text: str) -> tuple[list[int], list[float]]:
+    def row(self, text: str) -> tuple[list[int], list[float]]:
+        """The tf-idf vector of ``text``, sparse: (columns, values), l2-normed (for
+        :meth:`dot_row` with several weight vectors)."""
         counts = Counter(t for t in analyze(text) if t in self.vocab)
         idx = [self.vocab[t] for t in counts]
         val = [

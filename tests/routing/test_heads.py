@@ -13,7 +13,8 @@ def _rows(word: str, ok: bool, n: int = 20) -> list[tuple[str, bool]]:
 
 def _p(router: HeadsRouter, head: str, word: str) -> float:
     prompt = f"A question about the {word}, number 99?"
-    return router._p(head, prompt, router._shape(features([prompt])[0]))
+    return router._p(head, prompt, router.tfidf.row(prompt),
+                     router._shape(features([prompt])[0]))
 
 
 def test_only_successes_of_the_first_tier_and_failures_of_a_stronger_one_imply_labels() -> None:
