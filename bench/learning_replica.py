@@ -90,19 +90,6 @@ def _fit(found: list[Label]) -> HeadsRouter:
     return train_heads(learning.pairs(found, "first"), learning.pairs(found, "next"))
 
 
-def _true_gain(new: np.ndarray, old: np.ndarray, recent: list[Label],
-               truth: dict[str, float]) -> float:
-    """The gain test's difference with each request's true outcomes in place of labels."""
-    ids = list(dict.fromkeys(lb.trace_id for lb in recent))
-    index = {t: i for i, t in enumerate(ids)}
-    rows = np.array([index[lb.trace_id] for lb in recent])
-    count = np.bincount(rows)
-    gain = np.zeros(len(ids))
-    gain[rows] = [truth[lb.prompt] for lb in recent]
-    a, b = (learning.quantiles(np.bincount(rows, weights=x) / count) for x in (new, old))
-    return float(np.mean(gain * (a - b)))
-
-
 def one_seed(items: list[Outcome], seed: int, args: argparse.Namespace
              ) -> tuple[float, float, str]:
     items = list(items)
@@ -110,7 +97,6 @@ def one_seed(items: list[Outcome], seed: int, args: argparse.Namespace
     traffic, rest = items[:args.requests], items[args.requests:]
     rng = random.Random(seed + 1)
     found: list[Label] = []
-    truth = {o.prompt: float(o.strong_correct) - float(o.weak_correct) for o in traffic}
     router: HeadsRouter | None = None
     trained_until = float("-inf")  # the router in use saw the labels up to this time
     threshold: float | None = None
@@ -167,16 +153,8 @@ def one_seed(items: list[Outcome], seed: int, args: argparse.Namespace
             recent = [lb for lb in found if lb.time >= held[0].time]
             candidate = _fit([lb for lb in found if lb.time < held[0].time])
             new = candidate.score_batch([lb.prompt for lb in recent])
-        low = -1.0
-        if new is not None:
-            old = _scores(router, [lb.prompt for lb in recent])
-            imputed = learning.imputation(found) if args.test == "gain" else None
-            test = None if imputed is None else learning.gain_interval(new, old, recent, imputed)
-            diff, low, high = test or learning.paired_interval(new, old, recent, seed=0)
-            if args.verbose:
-                print(f"  after {w0 + len(window)}: {'gain' if test else 'ranking'} "
-                      f"{diff:+.4f} [{low:+.4f}, {high:+.4f}] on {len(recent)} labels; with "
-                      f"true outcomes {_true_gain(new, old, recent, truth):+.4f}", flush=True)
+        low = -1.0 if new is None else learning.paired_interval(
+            new, _scores(router, [lb.prompt for lb in recent]), recent, seed=0)[1]
         if low > 0:
             trained_until = found[-1].time
             router = _fit(found)
@@ -209,11 +187,6 @@ def main() -> int:
                     help="crossfit (rung learn's rule): cross-fitted scores on every label "
                     "the router in use never saw; recent (the rule before 2026-12-04): the "
                     "candidate fitted on older labels, tested on the most recent 20%%")
-    ap.add_argument("--test", choices=("gain", "ranking"), default="gain",
-                    help="gain (rung.learning.gain_interval, the ranking test without "
-                    "enough paired outcomes); ranking: the per-side AUCs' test alone")
-    ap.add_argument("--verbose", action="store_true",
-                    help="print each promotion test, and its difference with true outcomes")
     ap.add_argument("--paired", type=int, default=1,
                     help="1: a rated answer and its shadow count as a paired outcome in the "
                     "promotion test (rung.learning); 0: as two one-sided labels")

@@ -45,28 +45,15 @@ failed, or a stronger-tier success the first tier also had, is no gain. The
 promotion compares. (APGR on the first tier's labels, each taken as an outcome row whose
 stronger side is right, is reported too.)
 
-**Promotion.** The candidate is compared with the router in use on the requests that
-router never saw: those newer than the labels it was learned from (all of them for a
-scorer rung learn did not train, such as the heuristic). The candidate's scores there are
+**Promotion.** The candidate is compared with the router in use on the labels that router
+never saw: those newer than the labels it was learned from (all of them for a scorer
+rung learn did not train, such as the heuristic). The candidate's scores there are
 cross-fitted (:func:`cross_fitted`: each label scored by a router fitted on the other
 folds, all older labels included, never on its own prompt), so every such label counts
 as held back, and the comparison gains power as traffic accrues since the last promotion
-instead of resting on a fixed recent slice. What is compared:
-
-- with upward shadows of rated first-tier answers (``routing.shadow.share``; at least
-  MIN_PAIRED of them in all the labels), **what escalating gains** (:func:`gain_interval`):
-  per request, the stronger side's outcome minus the first tier's, a missing side filled
-  with its chance of being right given the known side, estimated on those shadows; two
-  routers differ by the mean of gain x the difference of their score quantiles, which is
-  the difference of the areas under their quality-against-strong-share curves. It counts
-  a prompt moved across the router in use's split, which the per-side AUCs cannot (they
-  judge each side only on the prompts that router sent there, and so favour it: measured
-  in docs/learning.md);
-- without them, the **ranking quality** above.
-
-It is promoted only when it beats the router in use by more than the 95% bootstrap
-interval of the paired difference (its lower end above zero). The router written is
-fitted on every label.
+instead of resting on a fixed recent slice. It is promoted only when its ranking quality
+there beats the router in use by more than the 95% bootstrap interval of the paired
+difference (its lower end above zero). The router written is fitted on every label.
 """
 
 from __future__ import annotations
@@ -278,107 +265,3 @@ def paired_interval(new: np.ndarray[Any, Any], old: np.ndarray[Any, Any],
 
 def current_scores(scorer: Scorer, found: Sequence[Label]) -> np.ndarray[Any, Any]:
     return np.array([scorer.score(lb.request) for lb in found], dtype=np.float64)
-
-
-MIN_PAIRED = 30  # upward shadows of rated first-tier answers the gain test needs
-
-
-def _outcomes(found: Sequence[Label]) -> tuple[list[str], np.ndarray[Any, Any],
-                                               np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-    """Per request (trace): its id, the first tier's and the stronger side's outcome (1.0
-    right, 0.0 wrong, nan unknown), and whether the first tier answered it (no user rated
-    an answer of the stronger side; an unrated downward shadow counts as the first tier's,
-    which only shifts which paired requests its missing side is estimated from)."""
-    rows: dict[str, list[Any]] = {}
-    for lb in found:
-        row = rows.setdefault(lb.trace_id, [np.nan, np.nan, True])
-        k = 0 if lb.side == "first" else 1
-        row[k] = float(lb.ok)
-        if lb.other is not None:
-            row[1 - k] = float(lb.other)
-        if lb.side == "next" and lb.source == "feedback":
-            row[2] = False
-    ids = list(rows)
-    first, stronger, answered_first = (np.array([r[k] for r in rows.values()])
-                                       for k in range(3))
-    return (ids, first.astype(np.float64), stronger.astype(np.float64),
-            answered_first.astype(bool))
-
-
-@dataclass(frozen=True, slots=True)
-class Imputation:
-    """P(one side right | the other side's outcome), from the paired requests the first
-    tier answered: ``stronger[w]`` given the first tier's outcome w (0 wrong, 1 right),
-    ``first[s]`` given the stronger side's outcome s."""
-    stronger: tuple[float, float]
-    first: tuple[float, float]
-    paired: int  # how many requests they were estimated on
-
-
-def imputation(found: Sequence[Label]) -> Imputation | None:
-    """The conditionals :func:`gains` fills a missing side with, estimated on the paired
-    requests the first tier answered (a rated answer of it and an upward shadow's
-    comparison, ``routing.shadow.share``), smoothed by one success and one failure. Those
-    are a sample of the first tier's traffic that no comparison's outcome selected; a
-    downward shadow's label exists only where the comparison could say something (nothing
-    when it disagrees with a wrong answer), so its pairs would make the first tier look
-    wrong wherever the stronger side was (measured in docs/learning.md). None with fewer
-    than MIN_PAIRED such requests."""
-    _, first, stronger, answered_first = _outcomes(found)
-    sample = ~np.isnan(first) & ~np.isnan(stronger) & answered_first
-    if sample.sum() < MIN_PAIRED:
-        return None
-
-    def rate(known: np.ndarray[Any, Any], given: np.ndarray[Any, Any],
-             value: float) -> float:
-        rows = sample & (given == value)
-        return float((known[rows].sum() + 1.0) / (rows.sum() + 2.0))
-
-    return Imputation((rate(stronger, first, 0.0), rate(stronger, first, 1.0)),
-                      (rate(first, stronger, 0.0), rate(first, stronger, 1.0)),
-                      int(sample.sum()))
-
-
-def gains(found: Sequence[Label], imputed: Imputation) -> tuple[list[str], np.ndarray[Any, Any]]:
-    """Per request (trace id), what escalating it gains: the stronger side's outcome minus
-    the first tier's where a request has both, else with the missing side's chance of
-    being right given the known side (``imputed``)."""
-    ids, first, stronger, _ = _outcomes(found)
-    s, f = stronger.copy(), first.copy()
-    for value in (0, 1):
-        s[np.isnan(stronger) & (first == value)] = imputed.stronger[value]
-        f[np.isnan(first) & (stronger == value)] = imputed.first[value]
-    return ids, s - f
-
-
-def quantiles(scores: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-    ordered = np.sort(scores)
-    return np.asarray((np.searchsorted(ordered, scores, side="left")
-                       + np.searchsorted(ordered, scores, side="right")) / (2 * len(scores)))
-
-
-def gain_interval(new: np.ndarray[Any, Any], old: np.ndarray[Any, Any],
-                  found: Sequence[Label], imputed: Imputation, *, n: int = 1000,
-                  seed: int = 0) -> tuple[float, float, float]:
-    """(difference, low, high): how much more ``new`` than ``old`` gains by escalating, as
-    the area under the quality-against-strong-share curve counts it, on the requests of
-    ``found`` (missing sides filled by ``imputed``), and its 95% percentile interval over
-    request resamples. Each request's score is the mean of its labels' scores.
-
-    The area is the first tier's accuracy plus the mean over requests of gain x the share
-    of requests ranked below it, so two routers differ by the mean of gain x the difference
-    of their quantiles: linear in each request's gain, so an estimated gain counts as much
-    as it is right on average. Unlike :func:`ranking_quality`'s per-side AUCs it counts
-    moving a prompt across the router in use's split, which is where a router learned from
-    that router's traffic differs from it."""
-    ids, gain = gains(found, imputed)
-    index = {t: i for i, t in enumerate(ids)}
-    rows = np.array([index[lb.trace_id] for lb in found])
-    count = np.bincount(rows, minlength=len(ids))
-    a = np.bincount(rows, weights=new, minlength=len(ids)) / count
-    b = np.bincount(rows, weights=old, minlength=len(ids)) / count
-    d = gain * (quantiles(a) - quantiles(b))
-    rng = np.random.default_rng(seed)
-    boot = np.concatenate([d[rng.integers(0, len(d), (min(100, n - k), len(d)))].mean(axis=1)
-                           for k in range(0, n, 100)])
-    return float(d.mean()), float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))

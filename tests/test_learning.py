@@ -6,15 +6,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from rung.learning import (
-    MIN_PAIRED,
-    Label,
-    gain_interval,
-    gains,
-    imputation,
-    labels,
-    ranking_quality,
-)
+from rung.learning import Label, labels, ranking_quality
 from rung.store.feedback import Feedback
 from rung.store.trace import Trace
 from rung.types import ChatRequest
@@ -122,57 +114,3 @@ def test_paired_outcomes_count_what_escalating_gains() -> None:
     # on the stronger side, a success the first tier also had gains nothing
     strong = [label(True, "next", False), label(True, "next", True), label(False, "next", None)]
     assert ranking_quality(np.array([0.9, 0.1, 0.5]), strong) == 1.0
-
-
-def _req(text: str) -> ChatRequest:
-    return ChatRequest(messages=(replace(trace("x", "big", PAST).conversation[0],  # type: ignore[index]
-                                         content=text),))
-
-
-def test_gains_fill_a_missing_side_from_upward_shadows_of_the_first_tiers_answers() -> None:
-    def rated_first(i: int, ok: bool, stronger: bool | None) -> list[Label]:
-        """A rated first-tier answer, and an upward shadow's outcome when given."""
-        rated = Label(f"u{i}", i, _req(f"u{i}"), ok, "feedback", other=stronger)
-        if stronger is None:
-            return [rated]
-        return [rated, Label(f"u{i}", i, _req(f"u{i}"), stronger, "shadow", "next", other=ok)]
-
-    # among the shadowed first-tier answers: first wrong -> stronger right 7 times in 15;
-    # first right -> stronger right always
-    shadowed = [lb for i in range(MIN_PAIRED) for lb in
-                rated_first(i, i % 2 == 1, i % 2 == 1 or i % 4 != 0)]
-    assert imputation(shadowed[:-2]) is None  # one pair short
-    imputed = imputation(shadowed)
-    assert imputed is not None and imputed.paired == MIN_PAIRED
-    assert imputed.stronger == ((7 + 1) / (15 + 2), (15 + 1) / (15 + 2))
-    # a downward shadow's pair (answered above the first tier) is not in the sample
-    down = [Label("d", 99, _req("d"), True, "feedback", "next", other=False),
-            Label("d", 99.5, _req("d"), False, "shadow", other=True)]
-    assert imputation([*shadowed, *down]) == imputed
-    alone = [Label("a", 100, _req("a"), False, "feedback"),  # first tier wrong, unshadowed
-             Label("b", 101, _req("b"), False, "feedback", "next")]  # stronger side wrong
-    ids, gain = gains([*down, *alone], imputed)
-    assert ids == ["d", "a", "b"]
-    assert gain[0] == 1.0  # both sides known: the stronger right, the first wrong
-    assert gain[1] == imputed.stronger[0] - 0.0
-    assert gain[2] == 0.0 - imputed.first[0]
-
-
-def test_the_gain_test_counts_moving_a_prompt_across_the_split() -> None:
-    """Paired outcomes: 20 prompts escalating gains on, 20 it loses nothing or something on.
-    A router that ranks the gains first beats one that ranks them last, and not itself."""
-    found, truth = [], []
-    for i in range(40):
-        gain = i < 20
-        first_ok, stronger_ok = (False, True) if gain else (i % 3 != 0, i % 3 == 1)
-        found += [Label(f"t{i}", i, _req(f"t{i}"), first_ok, "feedback", other=stronger_ok),
-                  Label(f"t{i}", i, _req(f"t{i}"), stronger_ok, "shadow", "next",
-                        other=first_ok)]
-        truth.append(gain)
-    imputed = imputation(found)
-    assert imputed is not None
-    good = np.repeat([1.0 if g else 0.0 for g in truth], 2) + np.arange(80) * 1e-3
-    bad = 1.0 - good
-    diff, low, high = gain_interval(good, bad, found, imputed)
-    assert 0 < low < diff < high
-    assert gain_interval(good, good, found, imputed) == (0.0, 0.0, 0.0)

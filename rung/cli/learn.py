@@ -6,8 +6,7 @@ is promoted).
 
 writes ``DIR/router.npz`` (for ``rung router score`` and ``routing.scorer = {type =
 "learned", path = ...}``) and ``DIR/report.json`` (``labelled``, ``router.apgr`` and its
-cross-validated and held-back figures, ``current``, ``difference`` (the test, gain or
-ranking, and its interval), ``promoted``), a copy of both under
+cross-validated and held-back figures, ``current``, ``promoted``), a copy of both under
 ``DIR/versions/<data hash>/``, and, when promoted, ``DIR/promoted.json`` naming that version
 (``routing.scorer = {type = "learned", path = "DIR"}`` serves it, and picks up the next
 promotion without a restart). ``rung learn --out DIR --rollback`` promotes the previous
@@ -142,19 +141,9 @@ def run(args: argparse.Namespace) -> int:
         "kind": "heads (TF-IDF + logistic regression per side)",
         "implied": final.meta["implied"]}
     report["trained_until"] = found[-1].time
-    imputed = learning.imputation(found)
-    report["rule"] = (
-        "promoted when the candidate's cross-fitted scores on the requests the router in use "
-        "never saw beat that router's by more than the paired 95% interval, on "
-        + ("what escalating gains (both sides' outcomes, a missing side estimated from "
-           "upward shadows of rated first-tier answers)" if imputed is not None else
-           "the per-side ranking quality (too few upward shadows of rated first-tier "
-           f"answers to estimate gains: {learning.MIN_PAIRED} needed)")
-        + " (rung.learning)")
-    if imputed is not None:
-        report["imputation"] = {"stronger_right_given_first": list(imputed.stronger),
-                                "first_right_given_stronger": list(imputed.first),
-                                "paired": imputed.paired}
+    report["rule"] = ("promoted when the ranking quality of the candidate's cross-fitted "
+                      "scores on the labels the router in use never saw beats that router's "
+                      "by more than the paired 95% interval (rung.learning)")
     if oof is None or len(held_first) < learning.MIN_HOLDOUT \
             or len({lb.ok for lb in held_first}) < 2:
         report["router"]["apgr"] = None
@@ -169,26 +158,16 @@ def run(args: argparse.Namespace) -> int:
     new_all = oof[unseen]
     cur_all = learning.current_scores(scorer, held)
     first_mask = [i for i, lb in enumerate(held) if lb.side == "first"]
-    if imputed is not None:
-        diff, lo, hi = learning.gain_interval(new_all, cur_all, held, imputed, seed=args.seed)
-    else:
-        diff, lo, hi = learning.paired_interval(new_all, cur_all, held, seed=args.seed)
+    diff, lo, hi = learning.paired_interval(new_all, cur_all, held, seed=args.seed)
     promoted = lo > 0
-    ranking_new = learning.ranking_quality(new_all, held)
-    ranking_cur = learning.ranking_quality(cur_all, held)
     report["router"]["apgr"] = round(learning.apgr_of(new_all[first_mask], held_first), 4)
     report.update({
         "current": {"scorer": config.routing.scorer.type,
                     "apgr": round(learning.apgr_of(cur_all[first_mask], held_first), 4),
-                    "ranking": _round(ranking_cur)},
-        "difference": {
-            "test": "gain" if imputed is not None else "ranking",
-            "gain": None if imputed is None else round(diff, 5),
-            "ranking": None if ranking_new is None or ranking_cur is None
-            else round(ranking_new - ranking_cur, 4),
-            "ci95": [round(lo, 5), round(hi, 5)]},
+                    "ranking": _round(learning.ranking_quality(cur_all, held))},
+        "difference": {"ranking": round(diff, 4), "ci95": [round(lo, 4), round(hi, 4)]},
         "promoted": promoted})
-    report["router"]["ranking"] = _round(ranking_new)
+    report["router"]["ranking"] = _round(learning.ranking_quality(new_all, held))
     folder = _write(out, version, report, final)
     if promoted:
         from rung.routing.promoted import promote

@@ -13,7 +13,6 @@ import pytest
 
 from rung.cli.main import main
 from rung.config import load_config
-from rung.devtools.upstream import UpstreamBehaviour
 from rung.routing.heads import load_router
 from tests.conftest import http, upstream_server
 from tests.store.conftest import rung_server_on
@@ -24,21 +23,18 @@ BAD = "Tell me a short story about a zebra, number {i}."
 GOOD = "Tell me a short story about an apple, number {i}."
 
 
-def _config(tmp: Path, up_url: str, store: str, big_url: str | None = None,
-            extra: str = "") -> Path:
+def _config(tmp: Path, up_url: str, store: str) -> Path:
     cfg = tmp / "rung.toml"
-    cfg.write_text(f'[store]\nurl = "{store}"\n{extra}'
+    cfg.write_text(f'[store]\nurl = "{store}"\n'
                    '[[tiers]]\nname = "small"\n'
                    f'backend = {{ type = "openai", base_url = "{up_url}/v1", model = "s" }}\n'
                    '[[tiers]]\nname = "big"\n'
-                   f'backend = {{ type = "openai", base_url = "{big_url or up_url}/v1", '
-                   'model = "b" }\n')
+                   f'backend = {{ type = "openai", base_url = "{up_url}/v1", model = "b" }}\n')
     return cfg
 
 
-def _traffic(cfg: Path, store: str, n: int, label: object, shadows: bool = False) -> None:
-    """``n`` requests through a real server, each rated by ``label(prompt)`` (and, with
-    ``shadows``, each shadow's comparison waited for)."""
+def _traffic(cfg: Path, store: str, n: int, label: object) -> None:
+    """``n`` requests through a real server, each rated by ``label(prompt)``."""
     rng = random.Random(0)
     prompts = [(BAD if i % 2 else GOOD).format(i=i) for i in range(n)]
     rng.shuffle(prompts)
@@ -50,13 +46,6 @@ def _traffic(cfg: Path, store: str, n: int, label: object, shadows: bool = False
             fb = http("POST", f"{server.url}/v1/feedback",
                       {"id": r.json()["id"], "score": label(p)})  # type: ignore[operator]
             assert fb.status == 200, fb.body
-        if shadows:  # every answer's shadow compared and stored
-            reader = _open(store)
-            deadline = time.monotonic() + 30
-            while sum(f.source == "shadow" for f in reader.feedback()) < n:
-                assert time.monotonic() < deadline, "shadows not stored in time"
-                time.sleep(0.05)
-            reader.close()
 
 
 def _learn(cfg: Path, store: str, out: Path, capsys: pytest.CaptureFixture[str]) -> int:
@@ -93,31 +82,6 @@ def test_a_router_learned_from_feedback_is_promoted_when_it_wins(
     again = json.loads((out / "report.json").read_text())
     assert again["promoted"] is False and "0 labels about small since" in again["reason"]
     assert json.loads((out / "promoted.json").read_text())["version"] == report["version"]
-
-
-def test_upward_shadows_let_the_promotion_test_count_what_escalating_gains(
-        store_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
-    """Every first-tier answer rated and answered again by the big tier: small is wrong on
-    zebras, where big disagrees with it (so big counts as right there); both agree on
-    apples. Gains are then known on every request, and the learned router, which sends
-    zebras up, beats the heuristic on them."""
-    small_up = UpstreamBehaviour(reply="The answer is 7.")
-    big_up = UpstreamBehaviour(reply=None, reply_fn=lambda m: "The answer is 8." if "zebra" in m
-                               else "The answer is 7.")
-    with upstream_server(small_up) as small, upstream_server(big_up) as big:
-        cfg = _config(tmp_path, small.url, store_url, big.url,
-                      '[routing.shadow]\nshare = 1.0\nmax_in_flight = 64\n')
-        _traffic(cfg, store_url, 120, lambda p: 0.0 if "zebra" in p else 1.0, shadows=True)
-    out = tmp_path / "learned"
-    assert _learn(cfg, store_url, out, capsys) == 0
-    report = json.loads((out / "report.json").read_text())
-    assert report["labelled"] == 120 and report["sources_stronger"]["shadow"] == 120
-    assert report["imputation"]["paired"] == 120
-    assert report["difference"]["test"] == "gain"
-    assert report["difference"]["gain"] > 0 and report["difference"]["ci95"][0] > 0
-    assert report["promoted"] is True and "what escalating gains" in report["rule"]
-    model = load_router(out / "router.npz")
-    assert model.score(BAD.format(i=999)) > model.score(GOOD.format(i=999))
 
 
 def test_a_router_that_does_not_win_is_not_promoted(tmp_path: Path,
