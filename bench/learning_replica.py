@@ -46,6 +46,7 @@ from rung.learning import Label
 from rung.routing import heads
 from rung.routing.data import Outcome, load_many
 from rung.routing.heads import HeadsRouter, train_heads
+from rung.routing.memo import remembered
 from rung.routing.metrics import evaluate
 from rung.routing.scorers import HeuristicScorer
 from rung.server.shadow import final_pair
@@ -210,7 +211,8 @@ def main() -> int:
           f"{args.explore}; {args.requests} requests, windows of {args.window}")
     in_use, last = [], []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
-        a, b, log = one_seed(items, seed, args)
+        with remembered():  # each prompt tokenised once per seed, as in rung learn
+            a, b, log = one_seed(items, seed, args)
         in_use.append(a)
         last.append(b)
         print(f"seed {seed}: router in use {a:.4f}, last fitted {b:.4f}  windows {log}",

@@ -81,17 +81,24 @@ def _seen_until(scorer: ScorerConfig) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rung import learning
-    from rung.routing.heads import HeadsRouter, train_heads
-    from rung.routing.scorers import build_scorer
-    from rung.store.base import open_store
-
     if args.rollback:
         from rung.routing.promoted import rollback
 
         state = rollback(Path(args.out))
         print(json.dumps({"promoted": state["version"], "path": state["path"]}))
         return 0
+    from rung.routing.memo import remembered
+
+    with remembered():  # the same prompts are tokenised for every fold's fit and scores
+        return _learn(args)
+
+
+def _learn(args: argparse.Namespace) -> int:
+    from rung import learning
+    from rung.routing.heads import HeadsRouter, train_heads
+    from rung.routing.scorers import build_scorer
+    from rung.store.base import open_store
+
     config = config_from(args)
     ladder = config.ladder_tiers
     if len(ladder) < 2:

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from rung.routing.memo import cached
 from rung.routing.structure import structure_features
 
 QUANTILE = 0.99
@@ -47,7 +48,8 @@ def log_length(prompt: str) -> float:
 
 def features(prompts: Sequence[str]) -> FArr:
     """The prompts' surface features (``rung.routing.structure``), one row each."""
-    return np.array([structure_features(p) for p in prompts], dtype=np.float64).reshape(
+    return np.array([cached("structure", p, structure_features) for p in prompts],
+                    dtype=np.float64).reshape(
         len(prompts), -1)
 
 

@@ -18,13 +18,20 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from rung.routing.memo import cached
+
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")
 
 
-def analyze(text: str) -> list[str]:
-    """Lower-cased word unigrams and bigrams (scikit-learn's default word pattern)."""
+def _terms(text: str) -> tuple[str, ...]:
     words = _TOKEN.findall(text.lower())
-    return words + [f"{a} {b}" for a, b in pairwise(words)]
+    return (*words, *(f"{a} {b}" for a, b in pairwise(words)))
+
+
+def analyze(text: str) -> tuple[str, ...]:
+    """Lower-cased word unigrams and bigrams (scikit-learn's default word pattern); kept
+    per text inside ``rung.routing.memo.remembered``."""
+    return cached("terms", text, _terms)
 
 
 @dataclass(frozen=True)

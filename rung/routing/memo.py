@@ -1,0 +1,43 @@
+"""Per-text results kept while one job runs, and only then.
+
+``rung learn`` tokenises and measures the same prompts for every fold's fit and scores
+(a cross-fit fits and scores six routers on one set of prompts). Inside
+:func:`remembered`, :func:`cached` keeps each text's result of a pure function; outside
+it nothing is kept, so a server's memory never grows with the prompts it routes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+_kept: dict[tuple[str, str], Any] | None = None
+
+
+@contextmanager
+def remembered() -> Iterator[None]:
+    """Keep :func:`cached` results until the block ends (nested blocks share the outer
+    one's)."""
+    global _kept
+    outer = _kept
+    _kept = {} if outer is None else outer
+    try:
+        yield
+    finally:
+        _kept = outer
+
+
+def cached(kind: str, text: str, compute: Callable[[str], T]) -> T:
+    """``compute(text)``, kept under (``kind``, ``text``) inside :func:`remembered`. The
+    value is shared, so callers must not change it."""
+    kept = _kept
+    if kept is None:
+        return compute(text)
+    key = (kind, text)
+    if key in kept:
+        return kept[key]  # type: ignore[no-any-return]
+    value = kept[key] = compute(text)
+    return value
