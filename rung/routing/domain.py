@@ -48,9 +48,8 @@ def log_length(prompt: str) -> float:
 
 def features(prompts: Sequence[str]) -> FArr:
     """The prompts' surface features (``rung.routing.structure``), one row each."""
-    return np.array([cached("structure", p, structure_features) for p in prompts],
-                    dtype=np.float64).reshape(
-        len(prompts), -1)
+    rows = [cached("structure", p, structure_features) for p in prompts]
+    return np.array(rows, dtype=np.float64).reshape(len(prompts), -1)
 
 
 @dataclass(frozen=True)

@@ -3,37 +3,38 @@
 ``rung learn`` tokenises and measures the same prompts for every fold's fit and scores
 (a cross-fit fits and scores six routers on one set of prompts). Inside
 :func:`remembered`, :func:`cached` keeps each text's result of a pure function; outside
-it nothing is kept, so a server's memory never grows with the prompts it routes.
+it (or in another thread) nothing is kept, so a server's memory never grows with the
+prompts it routes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-_kept: dict[tuple[str, str], Any] | None = None
+# per context: a server thread routing while rung learn runs in-process sees none of it
+_kept: ContextVar[dict[tuple[str, str], Any] | None] = ContextVar("rung_memo", default=None)
 
 
 @contextmanager
 def remembered() -> Iterator[None]:
     """Keep :func:`cached` results until the block ends (nested blocks share the outer
     one's)."""
-    global _kept
-    outer = _kept
-    _kept = {} if outer is None else outer
+    token = _kept.set(_kept.get() if _kept.get() is not None else {})
     try:
         yield
     finally:
-        _kept = outer
+        _kept.reset(token)
 
 
 def cached(kind: str, text: str, compute: Callable[[str], T]) -> T:
     """``compute(text)``, kept under (``kind``, ``text``) inside :func:`remembered`. The
     value is shared, so callers must not change it."""
-    kept = _kept
+    kept = _kept.get()
     if kept is None:
         return compute(text)
     key = (kind, text)

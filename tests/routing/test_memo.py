@@ -3,6 +3,8 @@ results as without it."""
 
 from __future__ import annotations
 
+import threading
+
 from rung.routing import memo
 from rung.routing.domain import features
 from rung.routing.text import analyze
@@ -35,3 +37,13 @@ def test_tokens_and_surface_features_are_the_same_kept_or_not() -> None:
     assert plain[0] == kept[0] and (plain[1] == kept[1]).all()
     assert plain[0][0] == ("what", "is", "12", "of", "50", "what is", "is 12", "12 of",
                            "of 50")
+
+
+def test_another_thread_keeps_nothing_of_a_block() -> None:
+    seen: list[object] = []
+    with memo.remembered():
+        memo.cached("up", "x", str.upper)
+        worker = threading.Thread(target=lambda: seen.append(memo._kept.get()))
+        worker.start()
+        worker.join()
+    assert seen == [None]
