@@ -24,7 +24,8 @@ _kept: ContextVar[dict[tuple[str, str], Any] | None] = ContextVar("rung_memo", d
 def remembered() -> Iterator[None]:
     """Keep :func:`cached` results until the block ends (nested blocks share the outer
     one's)."""
-    token = _kept.set(_kept.get() if _kept.get() is not None else {})
+    outer = _kept.get()
+    token = _kept.set({} if outer is None else outer)
     try:
         yield
     finally:
